@@ -1,0 +1,84 @@
+"""Exceptions as RFC 9457 problem details (application/problem+json)."""
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+
+def problem(
+    status: int, detail: str | None = None, headers: Mapping[str, str] | None = None, **extra: Any
+) -> ProblemResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase}
+    body["status"] = status
+    if detail is not None:
+        body["detail"] = detail
+    body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeoutError | TimeoutError | ConnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError)
+    return False
+
+
+def problem_response_for(exc: BaseException) -> ProblemResponse:
+    """The response for an exception no handler turned into an HTTP answer."""
+    if isinstance(exc, HTTPException):
+        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    if isinstance(exc, RequestValidationError):
+        return problem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "The request is not valid.",
+            errors=[
+                {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+                for error in exc.errors()
+            ],
+        )
+    if isinstance(exc, IntegrityError):
+        return problem(HTTPStatus.CONFLICT, "The request conflicts with data already stored.")
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %r", exc)
+        return problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The database is unavailable; try again shortly.",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    logger.error("unhandled error", exc_info=exc)
+    return problem(HTTPStatus.INTERNAL_SERVER_ERROR, "An unexpected error occurred.")
+
+
+async def handle_exception(_request: Request, exc: Exception) -> ProblemResponse:
+    return problem_response_for(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for exception_class in (
+        HTTPException,
+        RequestValidationError,
+        IntegrityError,
+        DBAPIError,
+        PoolTimeoutError,
+        TimeoutError,
+        OSError,
+        Exception,
+    ):
+        app.add_exception_handler(exception_class, handle_exception)

@@ -1,0 +1,53 @@
+"""Fixtures and reporting for the template's own tests."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.postgres import PostgresServer, PostgresUnavailable, postgres_server
+
+_VARIANT_TIMINGS: list[tuple[str, str, str]] = []  # (test id, outcome, timings)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on which databases may be created: TEST_POSTGRES_URL, else a throwaway
+    cluster started from the local binaries (one per xdist worker), else a failure that names
+    both ways. Never a skip."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_START] = time.monotonic()
+
+
+_START = pytest.StashKey[float]()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    for name, value in report.user_properties:
+        if name == "variant_timings":
+            _VARIANT_TIMINGS.append((report.nodeid.split("[", 1)[-1].rstrip("]"), report.outcome, str(value)))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if _VARIANT_TIMINGS:
+        terminalreporter.section("generated project checks (per variant)")
+        width = max(len(v[0]) for v in _VARIANT_TIMINGS)
+        for variant, outcome, timings in sorted(_VARIANT_TIMINGS):
+            terminalreporter.write_line(f"{variant:<{width}}  {outcome:<7}  {timings}")
+    elapsed = time.monotonic() - config.stash[_START]
+    minutes, seconds = divmod(int(round(elapsed)), 60)
+    terminalreporter.write_line(f"template test suite wall time: {minutes}m{seconds:02d}s ({elapsed:.1f}s)")

@@ -1,0 +1,132 @@
+"""Self-tests of the harness: the matrix follows copier.yml, rendering takes the working tree,
+and the PostgreSQL fixture gives a server on which databases can be created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.harness import (
+    DRIVER_URL_SCHEME,
+    MATRIX_QUESTIONS,
+    choices,
+    matrix_combinations,
+    render,
+    suite_variants,
+)
+from tests.postgres import PostgresServer, find_psql, parse_server_url
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "template-tests@example.invalid",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "template-tests@example.invalid",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """git with an identity from the environment, so no global git config is needed."""
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_IDENTITY},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def test_matrix_follows_copier_yml() -> None:
+    sizes = [len(choices(q)) for q in MATRIX_QUESTIONS]
+    expected = sizes[0] * sizes[1] * sizes[2]
+    assert len(matrix_combinations()) == expected
+    variants = suite_variants()
+    ids = [v.id for v in variants]
+    assert len(ids) == len(set(ids)), "variant ids collide"
+    assert len(variants) == expected + sizes[0] * sizes[1]
+    assert set(choices("user_sessions")) == {
+        v.answers["user_sessions"] for v in variants if not v.answers["with_examples"]
+    }
+
+
+def test_every_driver_has_a_url_scheme() -> None:
+    unknown = set(choices("database_driver")) - set(DRIVER_URL_SCHEME)
+    assert not unknown, f"teach tests/harness.py DRIVER_URL_SCHEME the drivers {sorted(unknown)}"
+
+
+def test_render_takes_uncommitted_and_untracked_changes(tmp_path: Path) -> None:
+    """copier with vcs_ref=HEAD renders the working tree of a dirty local repo, not HEAD and not
+    the latest tag; this is what lets the suite test template edits before they are committed."""
+    repo = tmp_path / "tpl"
+    (repo / "template").mkdir(parents=True)
+    (repo / "copier.yml").write_text("_subdirectory: template\nname:\n  type: str\n  default: x\n")
+    (repo / "template" / "tracked.txt.jinja").write_text("committed {{ name }}\n")
+    (repo / "template" / "{{_copier_conf.answers_file}}.jinja").write_text(
+        "{{ _copier_answers|to_nice_yaml }}"
+    )
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "v1")
+    git(repo, "tag", "1.0.0")
+    (repo / "template" / "tracked.txt.jinja").write_text("edited {{ name }}\n")
+    (repo / "template" / "untracked.txt").write_text("new\n")
+    out = render(tmp_path / "out", {"name": "y"}, src=repo)
+    assert (out / "tracked.txt").read_text() == "edited y\n"
+    assert (out / "untracked.txt").read_text() == "new\n"
+    # The source repository itself is left as it was.
+    assert git(repo, "status", "--porcelain").splitlines() == [
+        " M template/tracked.txt.jinja",
+        "?? template/untracked.txt",
+    ]
+
+
+def test_parse_server_url() -> None:
+    server = parse_server_url("postgresql+asyncpg://u%40x:p%2Fw@db.example:6543/main?sslmode=off")
+    assert (server.host, server.port, server.user, server.password, server.database) == (
+        "db.example",
+        6543,
+        "u@x",
+        "p/w",
+        "main",
+    )
+    assert server.url("postgresql+psycopg") == (
+        "postgresql+psycopg://u%40x:p%2Fw@db.example:6543/main?sslmode=off"
+    )
+    assert "p%2Fw" not in str(server)
+    assert parse_server_url("postgres://localhost").url() == "postgresql://postgres@localhost:5432/postgres"
+
+
+@pytest.mark.postgres
+def test_pg_server_accepts_create_database(pg_server: PostgresServer) -> None:
+    psql = find_psql()
+    if psql is None:
+        pytest.skip("psql not found; the PostgreSQL variants exercise the server instead")
+    name = f"harness_{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if pg_server.password is not None:
+        env["PGPASSWORD"] = pg_server.password
+
+    def sql(statement: str, database: str | None = None) -> str:
+        proc = subprocess.run(
+            [psql, pg_server.url(database=database), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, f"psql {statement!r}: {proc.stdout}{proc.stderr}"
+        return proc.stdout.strip()
+
+    assert sql("SELECT 1") == "1"
+    sql(f"CREATE DATABASE {name}")
+    try:
+        assert sql("SELECT current_database()", database=name) == name
+    finally:
+        sql(f"DROP DATABASE {name}")
+    max_connections = int(sql("SHOW max_connections"))
+    assert max_connections >= 100, f"max_connections={max_connections} is too low for the suites"

@@ -1,0 +1,66 @@
+"""Every variant is rendered, installed with uv and passes its own full check suite
+(PRODUCT.md §9): `uv sync`, `uv run pytest`, `uv run mypy --strict src tests`,
+`uv run ruff check`, `uv run ruff format --check`. PostgreSQL variants run against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness import DRIVER_URL_SCHEME, Variant, project_env, render, run, suite_variants
+from tests.postgres import PostgresServer
+
+# (label, command, timeout in seconds) — the generated project's contract, in order.
+CHECKS: list[tuple[str, list[str], float]] = [
+    ("pytest", ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], 1200),
+    ("mypy", ["uv", "run", "mypy", "--strict", "src", "tests"], 900),
+    ("ruff check", ["uv", "run", "ruff", "check"], 180),
+    ("ruff format", ["uv", "run", "ruff", "format", "--check"], 180),
+]
+SYNC = ["uv", "sync"]
+SYNC_TIMEOUT = 900
+
+VARIANTS = suite_variants()
+
+
+def database_env(variant: Variant, request: pytest.FixtureRequest) -> dict[str, str]:
+    scheme = DRIVER_URL_SCHEME[variant.driver]
+    if scheme is None:
+        return {}  # SQLite: the generated project uses its own temporary file
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    url = server.url(scheme)
+    return {"TEST_DATABASE_URL": url, "DATABASE_URL": url}
+
+
+@pytest.mark.variant
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.id)
+def test_variant_passes_its_checks(
+    variant: Variant,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    record_property: pytest.RecordProperty,
+) -> None:
+    env = project_env(database_env(variant, request))
+    project = render(tmp_path / "project", variant.answers, skip_tasks=False)
+    timings: list[str] = []
+
+    sync = run(SYNC, project, env=env, timeout=SYNC_TIMEOUT)
+    timings.append(f"sync {sync.seconds:.0f}s")
+    if not sync.ok:
+        record_property("variant_timings", " ".join(timings))
+        pytest.fail(f"[{variant.id}] uv sync failed:\n{sync.describe()}", pytrace=False)
+
+    failures = []
+    for label, command, timeout in CHECKS:
+        result = run(command, project, env=env, timeout=timeout)
+        timings.append(f"{label} {result.seconds:.0f}s")
+        if not result.ok:
+            failures.append(result.describe())
+    record_property("variant_timings", ", ".join(timings))
+    if failures:
+        pytest.fail(
+            f"[{variant.id}] {len(failures)} check(s) failed in {project}:\n\n"
+            + "\n\n".join(failures),
+            pytrace=False,
+        )
