@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,7 +40,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for name, value in report.user_properties:
         if name == "variant_timings":
-            _VARIANT_TIMINGS.append((report.nodeid.split("[", 1)[-1].rstrip("]"), report.outcome, str(value)))
+            _VARIANT_TIMINGS.append(
+                (report.nodeid.split("[", 1)[-1].rstrip("]"), report.outcome, str(value))
+            )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -49,5 +52,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for variant, outcome, timings in sorted(_VARIANT_TIMINGS):
             terminalreporter.write_line(f"{variant:<{width}}  {outcome:<7}  {timings}")
     elapsed = time.monotonic() - config.stash[_START]
-    minutes, seconds = divmod(int(round(elapsed)), 60)
-    terminalreporter.write_line(f"template test suite wall time: {minutes}m{seconds:02d}s ({elapsed:.1f}s)")
+    minutes, seconds = divmod(round(elapsed), 60)
+    started_at = os.environ.get("TEMPLATE_TESTS_STARTED_AT", "")
+    if started_at.isdigit():
+        total = round(time.time()) - int(started_at)
+        terminalreporter.write_line(
+            f"total since .ci/run started (install included): {total // 60}m{total % 60:02d}s"
+        )
+    terminalreporter.write_line(
+        f"template test suite wall time: {minutes}m{seconds:02d}s ({elapsed:.1f}s)"
+    )

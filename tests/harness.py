@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,9 +147,7 @@ def render_variants() -> list[dict[str, Any]]:
     (ci, docker) pairs rotating so that each pair appears with every driver."""
     ci_docker = list(itertools.product(choices("ci"), [True, False]))
     out = []
-    for n, (combo, examples) in enumerate(
-        itertools.product(matrix_combinations(), [True, False])
-    ):
+    for n, (combo, examples) in enumerate(itertools.product(matrix_combinations(), [True, False])):
         ci, docker = ci_docker[n % len(ci_docker)]
         out.append({**combo, "with_examples": examples, "ci": ci, "docker": docker})
     return out
@@ -230,6 +229,8 @@ _DROP_EXACT = {
     "UV_LOCKED",
     "UV_NO_SYNC",
     "UV_ACTIVE",
+    "UV_RUN_RECURSION_DEPTH",
+    "UV",
     "CONDA_PREFIX",
     "FORCE_COLOR",
     "PY_COLORS",
@@ -239,6 +240,11 @@ _DROP_EXACT = {
     "MYPYPATH",
 }
 _DROP_PREFIXES = ("PYTEST_", "DATABASE_", "TEST_DATABASE_", "COV_CORE_", "SESSION_")
+
+
+def uv_binary() -> str:
+    """`uv run` exports its own path as $UV; else uv from PATH."""
+    return os.environ.get("UV") or shutil.which("uv") or "uv"
 
 
 def base_python() -> str:
@@ -285,7 +291,11 @@ class CommandResult:
         )
         lines = self.output.rstrip().splitlines()
         shown = lines[-tail:]
-        cut = f"[... {len(lines) - len(shown)} earlier lines cut ...]\n" if len(shown) < len(lines) else ""
+        cut = (
+            f"[... {len(lines) - len(shown)} earlier lines cut ...]\n"
+            if len(shown) < len(lines)
+            else ""
+        )
         return (
             f"$ {self.command}   (cwd {self.cwd}; {status}; {self.seconds:.1f}s)\n"
             f"{cut}" + "\n".join(shown)
@@ -299,11 +309,13 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 600,
 ) -> CommandResult:
-    """Run a command, output (stdout+stderr) captured; on timeout kill its whole process group."""
+    """Run a command, output (stdout+stderr) captured; on timeout kill its whole process group.
+    A leading "uv" runs the uv that runs these tests."""
     timeout *= TIMEOUT_FACTOR
+    argv = [uv_binary(), *args[1:]] if args[0] == "uv" else list(args)
     start = time.monotonic()
     proc = subprocess.Popen(
-        list(args),
+        argv,
         cwd=cwd,
         env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,

@@ -55,7 +55,7 @@ class PostgresServer:
     origin: str = "external"  # "external" (TEST_POSTGRES_URL) or "throwaway"
 
     def url(self, scheme: str = "postgresql", database: str | None = None) -> str:
-        """``scheme://user[:password]@host:port/database`` e.g. with scheme ``postgresql+asyncpg``."""
+        """``scheme://user[:password]@host:port/database``, scheme e.g. ``postgresql+asyncpg``."""
         auth = quote(self.user, safe="")
         if self.password is not None:
             auth += ":" + quote(self.password, safe="")
@@ -64,7 +64,9 @@ class PostgresServer:
         return f"{url}?{self.query}" if self.query else url
 
     def __str__(self) -> str:  # never print a password
-        shown = self if self.password is None else PostgresServer(**{**vars(self), "password": "***"})
+        shown = (
+            self if self.password is None else PostgresServer(**{**vars(self), "password": "***"})
+        )
         return f"{shown.url()} ({self.origin})"
 
 

@@ -97,7 +97,10 @@ def test_parse_server_url() -> None:
         "postgresql+psycopg://u%40x:p%2Fw@db.example:6543/main?sslmode=off"
     )
     assert "p%2Fw" not in str(server)
-    assert parse_server_url("postgres://localhost").url() == "postgresql://postgres@localhost:5432/postgres"
+    assert (
+        parse_server_url("postgres://localhost").url()
+        == "postgresql://postgres@localhost:5432/postgres"
+    )
 
 
 @pytest.mark.postgres
@@ -112,7 +115,15 @@ def test_pg_server_accepts_create_database(pg_server: PostgresServer) -> None:
 
     def sql(statement: str, database: str | None = None) -> str:
         proc = subprocess.run(
-            [psql, pg_server.url(database=database), "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", statement],
+            [
+                psql,
+                pg_server.url(database=database),
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                statement,
+            ],
             env=env,
             capture_output=True,
             text=True,

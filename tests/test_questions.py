@@ -142,12 +142,17 @@ def test_slug_and_package_follow_project_name(tmp_path: Path) -> None:
 
 def _tree(root: Path) -> dict[str, Path]:
     return {
-        str(p.relative_to(root)): p for p in iter_files(root, skip_dirs=(".git",)) if p.name != ".env"
+        str(p.relative_to(root)): p
+        for p in iter_files(root, skip_dirs=(".git",))
+        if p.name != ".env"
     }
 
 
 def test_rendering_is_deterministic(tmp_path: Path) -> None:
-    answers = {"project_name": "Determinism Check", "database_driver": choices("database_driver")[-1]}
+    answers = {
+        "project_name": "Determinism Check",
+        "database_driver": choices("database_driver")[-1],
+    }
     first = _tree(render(tmp_path / "a", answers, skip_tasks=False))
     second = _tree(render(tmp_path / "b", answers, skip_tasks=False))
     assert first.keys() == second.keys(), f"different file sets: {first.keys() ^ second.keys()}"

@@ -129,7 +129,9 @@ def test_ruff_clean(rendered: Callable[[Answers], Path], answers: Answers) -> No
             timeout=120,
         )
         if proc.returncode != 0:
-            pytest.fail(f"ruff {' '.join(args)} in {project}:\n{proc.stdout}{proc.stderr}", pytrace=False)
+            pytest.fail(
+                f"ruff {' '.join(args)} in {project}:\n{proc.stdout}{proc.stderr}", pytrace=False
+            )
 
 
 def test_custom_names_leave_no_default_name(tmp_path: Path) -> None:

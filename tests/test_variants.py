@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,18 @@ SYNC_TIMEOUT = 900
 VARIANTS = suite_variants()
 
 
+@pytest.fixture(scope="session")
+def mypy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """One mypy cache per xdist worker, shared by the variants it checks in turn: the third-party
+    modules (SQLAlchemy, FastAPI, pydantic, ...) are then analysed once instead of once per
+    variant (mypy revalidates every cached module by content hash, so a module that differs
+    between variants is checked again). TEMPLATE_TEST_SHARED_MYPY_CACHE=0 gives every variant a
+    cold cache, exactly as on a fresh clone."""
+    if os.environ.get("TEMPLATE_TEST_SHARED_MYPY_CACHE", "1") == "0":
+        return None
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 def database_env(variant: Variant, request: pytest.FixtureRequest) -> dict[str, str]:
     scheme = DRIVER_URL_SCHEME[variant.driver]
     if scheme is None:
@@ -40,8 +53,12 @@ def test_variant_passes_its_checks(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     record_property: pytest.RecordProperty,
+    mypy_cache_dir: Path | None,
 ) -> None:
-    env = project_env(database_env(variant, request))
+    extra = database_env(variant, request)
+    if mypy_cache_dir is not None:
+        extra["MYPY_CACHE_DIR"] = str(mypy_cache_dir)
+    env = project_env(extra)
     project = render(tmp_path / "project", variant.answers, skip_tasks=False)
     timings: list[str] = []
 
