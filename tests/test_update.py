@@ -1,0 +1,328 @@
+"""`copier update` keeps generated projects current (PRODUCT.md §9, last bullet).
+
+A throwaway git copy of the template (the working tree, uncommitted changes included) is released
+as v0.1.0, changed the way a template release changes things, and released as v0.2.0. Projects are
+rendered at v0.1.0, committed, edited as a user would, and updated to v0.2.0. Only files are
+rendered and compared; nothing is installed, so the module runs in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import choices
+from tests.update_helpers import (
+    TemplateRepo,
+    commit_all,
+    copy_project,
+    files_with_conflict_markers,
+    git,
+    read_answers,
+    render_fresh,
+    tree,
+    tree_differences,
+    unmerged_paths,
+    update_project,
+)
+
+OLD, NEW = "v0.1.0", "v0.2.0"
+PACKAGE = "my_service"  # the default package_name
+HEALTH = f"src/{PACKAGE}/api/health.py"
+HEALTH_TEMPLATE = "template/src/{{package_name}}/api/health.py.jinja"
+LIVE_ROUTE = '@router.get("/live")'
+
+# What v0.2.0 changes, and how the user edits a project (both checked after the update).
+TEMPLATE_LIVE_DOCSTRING = '    """Liveness: the process answers; the database is never touched."""'
+TEMPLATE_GITIGNORE_LINE = ".coverage"
+TEMPLATE_PYPROJECT_SECTION = '\n[tool.coverage.run]\nbranch = true\nsource = ["src"]\n'
+TEMPLATE_NEW_FILE = ".editorconfig"
+USER_ROUTE = '@router.get("/livez")'
+USER_DEPENDENCY = '    "structlog>=25.1",\n'
+USER_FILE = f"src/{PACKAGE}/api/version.py"
+USER_FILE_TEXT = '"""The running version (added by the user)."""\n\nVERSION = "1.2.3"\n'
+USER_DOTENV = "DATABASE_URL=sqlite+aiosqlite:///./mine.db\n"
+
+Answers = Mapping[str, Any]
+
+
+# ----------------------------------------------------------------------------- variants
+
+DRIVERS = choices("database_driver")
+STRATEGIES = choices("session_strategy")
+
+
+def rotation(shift: int = 0) -> list[dict[str, Any]]:
+    """Driver × strategy pairs in which every driver and every strategy appears."""
+    return [
+        {
+            "database_driver": DRIVERS[i % len(DRIVERS)],
+            "session_strategy": STRATEGIES[(i + shift) % len(STRATEGIES)],
+        }
+        for i in range(max(len(DRIVERS), len(STRATEGIES)))
+    ]
+
+
+def variant_id(answers: Answers) -> str:
+    return "-".join(str(v) if not isinstance(v, bool) else f"{k}={v}" for k, v in answers.items())
+
+
+# Edited projects: every driver and every strategy.
+EDITED = rotation()
+# Unedited projects: other pairs, with the toggles varied too.
+UNEDITED = [
+    {**answers, "with_examples": i % 2 == 1, "docker": i % 2 == 0, "ci": choices("ci")[i % 2]}
+    for i, answers in enumerate(rotation(shift=1))
+]
+# Answers changed through an update: the driver moves on to the next choice; every other case
+# also turns the examples off (their files must go).
+CHANGED = [
+    (answers, {"database_driver": DRIVERS[(i + 1) % len(DRIVERS)]} | ({"with_examples": False} if i % 2 == 0 else {}))
+    for i, answers in enumerate(rotation(shift=2))
+]
+
+
+# ----------------------------------------------------------------------------- the template
+
+
+def change_template(template: TemplateRepo) -> None:
+    """What a release typically changes: a file no user edits, a new file, a file the user also
+    edits (far from their edit), and a line within the diff context of the user's edit."""
+    template.append("template/.gitignore", f"{TEMPLATE_GITIGNORE_LINE}\n")
+    template.path(f"template/{TEMPLATE_NEW_FILE}").write_text(
+        "root = true\n\n[*]\nend_of_line = lf\ninsert_final_newline = true\n", encoding="utf-8"
+    )
+    template.append("template/pyproject.toml.jinja", TEMPLATE_PYPROJECT_SECTION)
+    # The docstring two lines below the route the user edits: git cannot apply the user's hunk
+    # as is, so copier falls back to a three-way merge, which must resolve it without markers.
+    path = template.path(HEALTH_TEMPLATE)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    docstring = lines.index(f"{LIVE_ROUTE}\n") + 2
+    assert lines[docstring].startswith('    """'), f"{HEALTH_TEMPLATE}: no docstring for /live"
+    lines[docstring] = TEMPLATE_LIVE_DOCSTRING + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> TemplateRepo:
+    repo = TemplateRepo.from_working_tree(tmp_path_factory.mktemp("template") / "repo")
+    assert repo.release("0.1.0") == OLD
+    change_template(repo)
+    assert repo.release("0.2.0") == NEW
+    return repo
+
+
+# ----------------------------------------------------------------------------- the user
+
+
+def edit_as_a_user(project: Path) -> None:
+    """Change a route, add a dependency, add a module and keep a local (git-ignored) .env."""
+    health = project / HEALTH
+    text = health.read_text(encoding="utf-8")
+    assert text.count(LIVE_ROUTE) == 1, f"{HEALTH}: {LIVE_ROUTE} not found once"
+    health.write_text(text.replace(LIVE_ROUTE, USER_ROUTE), encoding="utf-8")
+
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    assert text.count("dependencies = [\n") == 1
+    pyproject.write_text(
+        text.replace("dependencies = [\n", "dependencies = [\n" + USER_DEPENDENCY), encoding="utf-8"
+    )
+
+    (project / USER_FILE).write_text(USER_FILE_TEXT, encoding="utf-8")
+    (project / ".env").write_text(USER_DOTENV, encoding="utf-8")
+
+
+def edited_project(template: TemplateRepo, dst: Path, answers: Answers) -> Path:
+    project = copy_project(template, dst, OLD, answers)
+    edit_as_a_user(project)
+    commit_all(project, "My changes")
+    return project
+
+
+def assert_user_edits_survived(project: Path) -> None:
+    health = (project / HEALTH).read_text(encoding="utf-8")
+    assert USER_ROUTE in health and LIVE_ROUTE not in health, "the user's route change was lost"
+    assert USER_DEPENDENCY in (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert (project / USER_FILE).read_text(encoding="utf-8") == USER_FILE_TEXT
+    assert (project / ".env").read_text(encoding="utf-8") == USER_DOTENV, ".env was touched"
+
+
+def assert_template_changes_arrived(project: Path) -> None:
+    assert TEMPLATE_LIVE_DOCSTRING in (project / HEALTH).read_text(encoding="utf-8")
+    gitignore = (project / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert TEMPLATE_GITIGNORE_LINE in gitignore
+    assert (project / TEMPLATE_NEW_FILE).is_file()
+    assert TEMPLATE_PYPROJECT_SECTION in (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert read_answers(project)["_commit"] == NEW
+
+
+def assert_clean_merge(project: Path) -> None:
+    assert not files_with_conflict_markers(project), "conflict markers where none are due"
+    assert not unmerged_paths(project), "git reports unmerged paths"
+    assert not list(project.rglob("*.rej")), "rejected hunks left behind"
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("answers", EDITED, ids=variant_id)
+def test_update_keeps_user_edits_and_brings_template_changes(
+    template: TemplateRepo, tmp_path: Path, answers: Answers
+) -> None:
+    project = edited_project(template, tmp_path / "my-service", answers)
+
+    update_project(project, NEW)
+
+    assert_user_edits_survived(project)
+    assert_template_changes_arrived(project)
+    assert_clean_merge(project)
+    # The update is left for the user to review: the working tree changed, nothing committed.
+    changed = git(project, "status", "--porcelain").splitlines()
+    assert any(line.endswith(".gitignore") for line in changed), changed
+    assert git(project, "log", "--format=%s").splitlines() == [
+        "My changes",
+        f"Project rendered from the template at {OLD}",
+    ]
+    commit_all(project, f"Update the template to {NEW}")
+    assert git(project, "status", "--porcelain") == ""
+    assert len(git(project, "log", "--oneline").splitlines()) == 3
+
+
+@pytest.mark.parametrize("answers", UNEDITED, ids=variant_id)
+def test_update_of_unedited_project_equals_fresh_render(
+    template: TemplateRepo, tmp_path: Path, answers: Answers
+) -> None:
+    project = copy_project(template, tmp_path / "updated" / "my-service", OLD, answers)
+    update_project(project, NEW)
+    fresh = render_fresh(template, tmp_path / "fresh" / "my-service", NEW, answers)
+
+    assert tree_differences(tree(project), tree(fresh)) == []
+
+
+@pytest.mark.parametrize(
+    ("answers", "changes"), CHANGED, ids=[f"{variant_id(a)}-to-{variant_id(c)}" for a, c in CHANGED]
+)
+def test_changing_answers_through_update_equals_fresh_render_plus_user_edits(
+    template: TemplateRepo, tmp_path: Path, answers: Answers, changes: Answers
+) -> None:
+    project = edited_project(template, tmp_path / "updated" / "my-service", answers)
+
+    update_project(project, NEW, changes)
+
+    recorded = read_answers(project)
+    assert {key: recorded[key] for key in changes} == dict(changes)
+    expected = render_fresh(template, tmp_path / "fresh" / "my-service", NEW, {**answers, **changes})
+    edit_as_a_user(expected)
+    # Files the new answers no longer render (e.g. the examples) are gone, the new ones are there.
+    assert tree_differences(tree(project), tree(expected)) == []
+    assert_clean_merge(project)
+
+
+def test_conflicting_edit_is_marked_for_the_user(template: TemplateRepo, tmp_path: Path) -> None:
+    """When the user and the template changed the same line, the file gets git's conflict markers
+    and is recorded as unmerged, so neither `git commit -a` nor the pre-commit hook lets it pass
+    unnoticed; resolving it is ordinary git."""
+    project = copy_project(template, tmp_path / "my-service", OLD)
+    health = project / HEALTH
+    user_docstring = '    """Kubernetes liveness probe."""'
+    lines = health.read_text(encoding="utf-8").splitlines(keepends=True)
+    docstring = lines.index(f"{LIVE_ROUTE}\n") + 2
+    lines[docstring] = user_docstring + "\n"
+    health.write_text("".join(lines), encoding="utf-8")
+    commit_all(project, "My docstring")
+
+    update_project(project, NEW)
+
+    assert files_with_conflict_markers(project) == [HEALTH]
+    assert unmerged_paths(project) == [HEALTH]
+    conflict = re.search(
+        r"^<<<<<<< before updating\n(.*?)^=======\n(.*?)^>>>>>>> after updating\n",
+        health.read_text(encoding="utf-8"),
+        re.MULTILINE | re.DOTALL,
+    )
+    assert conflict, health.read_text(encoding="utf-8")
+    assert conflict[1] == user_docstring + "\n"
+    assert conflict[2] == TEMPLATE_LIVE_DOCSTRING + "\n"
+    # The rest of the update arrived; resolving = editing the file, `git add`, commit.
+    assert (project / TEMPLATE_NEW_FILE).is_file()
+    health.write_text(
+        health.read_text(encoding="utf-8").replace(conflict[0], user_docstring + "\n"),
+        encoding="utf-8",
+    )
+    commit_all(project, f"Update the template to {NEW}")
+    assert not files_with_conflict_markers(project)
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_copy_tasks_do_not_run_on_update(template: TemplateRepo, tmp_path: Path) -> None:
+    """The `_tasks` (git init, .env with fresh secrets, uv lock) belong to `copier copy`: an update
+    with tasks enabled creates neither .env nor uv.lock, and a project works without them."""
+    project = copy_project(template, tmp_path / "my-service", OLD)
+    assert not (project / ".env").exists() and not (project / "uv.lock").exists()
+
+    update_project(project, NEW, skip_tasks=False)
+
+    assert not (project / ".env").exists(), "a copy-only task ran on update"
+    assert not (project / "uv.lock").exists(), "a copy-only task ran on update"
+    assert_template_changes_arrived(project)
+
+
+def rename_migration(version: str, old: str, new: str) -> dict[str, Any]:
+    """The `_migrations` entry copier.yml documents for a renamed question."""
+    return {
+        "version": version,
+        "when": "{{ _stage == 'before' }}",
+        "command": [
+            "{{ _copier_python }}",
+            "{{ _copier_conf.src_path }}/scripts/rename_answer.py",
+            "{{ _copier_conf.answers_file }}",
+            old,
+            new,
+        ],
+    }
+
+
+@pytest.mark.parametrize("with_migration", [True, False], ids=["migration", "no-migration"])
+def test_renamed_question_keeps_its_answer(tmp_path: Path, with_migration: bool) -> None:
+    """v0.1.0 calls the `docker` question `with_docker`; v0.2.0 renames it and adds the
+    `_migrations` entry. The user's "no Docker" survives the update only through the migration
+    (without it, the renamed question falls back to its default and Docker files appear)."""
+    template = TemplateRepo.from_working_tree(tmp_path / "template")
+
+    def old_name(config: dict[str, Any]) -> None:
+        spec = config.pop("docker")
+        config["with_docker"] = spec
+        config["docker"] = {"type": "bool", "default": "{{ with_docker }}", "when": False}
+
+    current_config = template.path("copier.yml").read_text(encoding="utf-8")
+    template.edit_config(old_name)
+    template.release("0.1.0")
+    template.path("copier.yml").write_text(current_config, encoding="utf-8")
+    if with_migration:
+        template.edit_config(
+            lambda config: config.setdefault("_migrations", []).append(
+                rename_migration("0.2.0", "with_docker", "docker")
+            )
+        )
+    template.release("0.2.0")
+
+    project = copy_project(template, tmp_path / "my-service", OLD, {"with_docker": False})
+    assert read_answers(project)["with_docker"] is False
+    assert not (project / "Dockerfile").exists()
+
+    update_project(project, NEW)
+
+    answers = read_answers(project)
+    assert "with_docker" not in answers
+    if with_migration:
+        assert answers["docker"] is False
+        assert not (project / "Dockerfile").exists()
+        assert not (project / "compose.yaml").exists()
+    else:
+        assert answers["docker"] is True
+        assert (project / "Dockerfile").exists()
