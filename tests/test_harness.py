@@ -25,6 +25,9 @@ GIT_IDENTITY = {
     "GIT_AUTHOR_EMAIL": "template-tests@example.invalid",
     "GIT_COMMITTER_NAME": "Template Tests",
     "GIT_COMMITTER_EMAIL": "template-tests@example.invalid",
+    # CI may have no git identity, and a developer's global config (signing, hooks) must not leak in
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
 }
 
 

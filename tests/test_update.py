@@ -3,20 +3,23 @@
 A throwaway git copy of the template (the working tree, uncommitted changes included) is released
 as v0.1.0, changed the way a template release changes things, and released as v0.2.0. Projects are
 rendered at v0.1.0, committed, edited as a user would, and updated to v0.2.0. Only files are
-rendered and compared; nothing is installed, so the module runs in seconds.
+rendered and compared; nothing is installed (about a minute on one core).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.harness import choices
 from tests.update_helpers import (
+    TEMPLATE_ROOT,
     TemplateRepo,
     commit_all,
     copy_project,
@@ -54,16 +57,18 @@ Answers = Mapping[str, Any]
 
 DRIVERS = choices("database_driver")
 STRATEGIES = choices("session_strategy")
+USER_SESSIONS = choices("user_sessions")
 
 
 def rotation(shift: int = 0) -> list[dict[str, Any]]:
-    """Driver × strategy pairs in which every driver and every strategy appears."""
+    """Driver × strategy × user-sessions triples in which every choice of each appears."""
     return [
         {
             "database_driver": DRIVERS[i % len(DRIVERS)],
             "session_strategy": STRATEGIES[(i + shift) % len(STRATEGIES)],
+            "user_sessions": USER_SESSIONS[(i + 2 * shift) % len(USER_SESSIONS)],
         }
-        for i in range(max(len(DRIVERS), len(STRATEGIES)))
+        for i in range(max(len(DRIVERS), len(STRATEGIES), len(USER_SESSIONS)))
     ]
 
 
@@ -71,19 +76,26 @@ def variant_id(answers: Answers) -> str:
     return "-".join(str(v) if not isinstance(v, bool) else f"{k}={v}" for k, v in answers.items())
 
 
-# Edited projects: every driver and every strategy.
+# Edited projects: every driver, strategy and user-sessions choice.
 EDITED = rotation()
 # Unedited projects: other pairs, with the toggles varied too.
 UNEDITED = [
     {**answers, "with_examples": i % 2 == 1, "docker": i % 2 == 0, "ci": choices("ci")[i % 2]}
     for i, answers in enumerate(rotation(shift=1))
 ]
-# Answers changed through an update: the driver moves on to the next choice; every other case
-# also turns the examples off (their files must go).
-CHANGED = [
-    (answers, {"database_driver": DRIVERS[(i + 1) % len(DRIVERS)]} | ({"with_examples": False} if i % 2 == 0 else {}))
-    for i, answers in enumerate(rotation(shift=2))
-]
+
+
+def answer_changes(i: int) -> dict[str, Any]:
+    """The driver moves on to the next choice; every other case also turns the examples off
+    (their files must go)."""
+    changes: dict[str, Any] = {"database_driver": DRIVERS[(i + 1) % len(DRIVERS)]}
+    if i % 2 == 0:
+        changes["with_examples"] = False
+    return changes
+
+
+# Answers changed through an update: (answers at copy, answers changed by the update).
+CHANGED = [(answers, answer_changes(i)) for i, answers in enumerate(rotation(shift=2))]
 
 
 # ----------------------------------------------------------------------------- the template
@@ -216,7 +228,9 @@ def test_changing_answers_through_update_equals_fresh_render_plus_user_edits(
 
     recorded = read_answers(project)
     assert {key: recorded[key] for key in changes} == dict(changes)
-    expected = render_fresh(template, tmp_path / "fresh" / "my-service", NEW, {**answers, **changes})
+    expected = render_fresh(
+        template, tmp_path / "fresh" / "my-service", NEW, {**answers, **changes}
+    )
     edit_as_a_user(expected)
     # Files the new answers no longer render (e.g. the examples) are gone, the new ones are there.
     assert tree_differences(tree(project), tree(expected)) == []
@@ -225,8 +239,8 @@ def test_changing_answers_through_update_equals_fresh_render_plus_user_edits(
 
 def test_conflicting_edit_is_marked_for_the_user(template: TemplateRepo, tmp_path: Path) -> None:
     """When the user and the template changed the same line, the file gets git's conflict markers
-    and is recorded as unmerged, so neither `git commit -a` nor the pre-commit hook lets it pass
-    unnoticed; resolving it is ordinary git."""
+    and is recorded as unmerged (a plain `git commit` refuses; `git commit -a` would stage it, so
+    the project's pre-commit hook must catch the markers); resolving it is ordinary git."""
     project = copy_project(template, tmp_path / "my-service", OLD)
     health = project / HEALTH
     user_docstring = '    """Kubernetes liveness probe."""'
@@ -248,6 +262,7 @@ def test_conflicting_edit_is_marked_for_the_user(template: TemplateRepo, tmp_pat
     assert conflict, health.read_text(encoding="utf-8")
     assert conflict[1] == user_docstring + "\n"
     assert conflict[2] == TEMPLATE_LIVE_DOCSTRING + "\n"
+    assert_pre_commit_refuses_conflict_markers(project, HEALTH)
     # The rest of the update arrived; resolving = editing the file, `git add`, commit.
     assert (project / TEMPLATE_NEW_FILE).is_file()
     health.write_text(
@@ -257,6 +272,23 @@ def test_conflicting_edit_is_marked_for_the_user(template: TemplateRepo, tmp_pat
     commit_all(project, f"Update the template to {NEW}")
     assert not files_with_conflict_markers(project)
     assert git(project, "status", "--porcelain") == ""
+
+
+def assert_pre_commit_refuses_conflict_markers(project: Path, conflicted: str) -> None:
+    """The generated .pre-commit-config.yaml has a conflict-marker hook that fires outside a git
+    merge (copier's conflicts leave no MERGE_HEAD). pre-commit itself needs the network to fetch
+    hooks, so a `pygrep` hook is run here directly and any other is checked for its arguments."""
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    marker_hooks = [hook for hook in hooks if "merge-conflict" in hook["id"]]
+    assert marker_hooks, "no conflict-marker hook in .pre-commit-config.yaml"
+    for hook in marker_hooks:
+        if hook.get("language") == "pygrep":
+            pattern = re.compile(hook["entry"], re.MULTILINE)
+            assert pattern.search((project / conflicted).read_text(encoding="utf-8"))
+        else:
+            command = " ".join([hook.get("entry", ""), *hook.get("args", [])])
+            assert "--assume-in-merge" in command, f"{hook['id']} only checks during a git merge"
 
 
 def test_copy_tasks_do_not_run_on_update(template: TemplateRepo, tmp_path: Path) -> None:
@@ -326,3 +358,27 @@ def test_renamed_question_keeps_its_answer(tmp_path: Path, with_migration: bool)
     else:
         assert answers["docker"] is True
         assert (project / "Dockerfile").exists()
+
+
+def load_rename_answer() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "rename_answer", TEMPLATE_ROOT / "scripts" / "rename_answer.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rename_answer
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("_commit: v0.1.0\nold: 1\nolder: 2\n", "_commit: v0.1.0\nnew: 1\nolder: 2\n"),
+        ("old:\n- a\n- b\nx: old\n", "new:\n- a\n- b\nx: old\n"),  # only the key changes
+        ("old: 1\nnew: 2\n", "old: 1\nnew: 2\n"),  # already answered under the new name
+        ("other: 1\n", "other: 1\n"),  # nothing to carry over
+    ],
+    ids=["renamed", "multi-line-value", "new-name-present", "old-name-absent"],
+)
+def test_rename_answer_script(before: str, after: str) -> None:
+    assert load_rename_answer()(before, "old", "new") == after

@@ -103,6 +103,7 @@ class TemplateRepo:
 
     def append(self, rel: str, text: str) -> None:
         path = self.path(rel)
+        assert path.is_file(), f"{rel} is not in the template (renamed?)"
         with path.open("a", encoding="utf-8") as fh:
             fh.write(text)
 

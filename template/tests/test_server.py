@@ -27,7 +27,7 @@ def free_port() -> int:
 def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
     del engine  # requested for the schema it builds
     port = free_port()
-    env = os.environ | {"DATABASE_URL": database_url, "ENVIRONMENT": "test"}
+    env = os.environ | {"DATABASE_URL": database_url}
     command = [sys.executable, "-m", "uvicorn", "tests.probe:create_probe_app", "--factory"]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
