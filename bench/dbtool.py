@@ -1,0 +1,111 @@
+"""PostgreSQL chores for the benchmark, run with the baselines' interpreter (it has asyncpg).
+
+    python -m bench.dbtool createdb URL NAME           create (or re-create) database NAME
+    python -m bench.dbtool max-connections URL N        ALTER SYSTEM SET max_connections (restart!)
+    python -m bench.dbtool baseline URL ITEMS TOKEN     the baselines' schema, items and a session
+
+URL is a libpq-style postgresql:// URL (no +driver).
+"""
+
+import asyncio
+import hashlib
+import sys
+
+import asyncpg
+
+# The generated project's tables, as its initial migration creates them (only what the
+# baselines read and write).
+BASELINE_SCHEMA = """
+CREATE TABLE items (
+    id serial PRIMARY KEY,
+    name varchar(200) NOT NULL UNIQUE,
+    price_cents integer NOT NULL CHECK (price_cents >= 0),
+    stock integer NOT NULL CHECK (stock >= 0),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE users (
+    id serial PRIMARY KEY,
+    email varchar(320) NOT NULL UNIQUE,
+    password_hash varchar(255) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE accounts (
+    id serial PRIMARY KEY,
+    user_id integer NOT NULL UNIQUE REFERENCES users (id) ON DELETE CASCADE,
+    display_name varchar(100) NOT NULL
+);
+CREATE TABLE user_sessions (
+    id serial PRIMARY KEY,
+    token_hash varchar(64) NOT NULL UNIQUE,
+    user_id integer NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf_token varchar(64) NOT NULL,
+    data json NOT NULL,
+    created_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX ix_user_sessions_user_id ON user_sessions (user_id);
+CREATE INDEX ix_user_sessions_expires_at ON user_sessions (expires_at);
+"""
+
+
+async def createdb(url: str, name: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def max_connections(url: str, count: int) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f"ALTER SYSTEM SET max_connections = {count:d}")
+    finally:
+        await connection.close()
+
+
+async def baseline(url: str, items: int, token: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(BASELINE_SCHEMA)
+        await connection.execute(
+            "INSERT INTO items (name, price_cents, stock)"
+            " SELECT 'item-' || lpad(g::text, 6, '0'), (g * 37) % 100000, 1000"
+            " FROM generate_series(1, $1) AS g",
+            items,
+        )
+        user_id = await connection.fetchval(
+            "INSERT INTO users (email, password_hash) VALUES ('bench@example.com', 'x')"
+            " RETURNING id"
+        )
+        await connection.execute(
+            "INSERT INTO accounts (user_id, display_name) VALUES ($1, 'Bench')", user_id
+        )
+        await connection.execute(
+            "INSERT INTO user_sessions (token_hash, user_id, csrf_token, data, created_at,"
+            " last_seen_at, expires_at) VALUES ($1, $2, 'csrf', '{}', now(), now(),"
+            " now() + interval '14 days')",
+            hashlib.sha256(token.encode()).hexdigest(),
+            user_id,
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def main(argv: list[str]) -> None:
+    match argv:
+        case ["createdb", url, name]:
+            asyncio.run(createdb(url, name))
+        case ["max-connections", url, count]:
+            asyncio.run(max_connections(url, int(count)))
+        case ["baseline", url, items, token]:
+            asyncio.run(baseline(url, int(items), token))
+        case _:
+            sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,158 @@
+"""The database of one check: PostgreSQL (a database on the suite's server) or a SQLite file.
+
+Both answer the same questions straight from the database, never through the service: row
+counts, whether any connection is left inside a transaction, and how many connections the
+service holds; both can be taken away (an outage) and given back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import stat
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from reliability.pg import Postgres
+from reliability.server import Server
+
+
+class Database(Protocol):
+    url: str
+    run_as: str | None  # the OS user the servers must run as (SQLite files they own)
+
+    def rows(self, sql: str) -> list[tuple[str, ...]]: ...
+    def count(self, table: str) -> int: ...
+    def in_transaction(self, servers: list[Server]) -> int:
+        """Connections of the service left inside a transaction (or holding SQLite's lock)."""
+        ...
+
+    def connections(self, servers: list[Server]) -> int:
+        """Connections the service holds to the database."""
+        ...
+
+    def take_away(self) -> str: ...
+    def give_back(self) -> None: ...
+    def drop(self) -> None: ...
+
+
+class PgDatabase:
+    def __init__(self, pg: Postgres, name: str, url: str) -> None:
+        self.pg = pg
+        self.name = name
+        self.url = url
+        self.run_as: str | None = None
+
+    @classmethod
+    def clone(cls, pg: Postgres, template: str, name: str, scheme: str) -> PgDatabase:
+        pg.query(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg.query(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return cls(pg, name, pg.url(scheme, name))
+
+    def rows(self, sql: str) -> list[tuple[str, ...]]:
+        return [tuple(row) for row in self.pg.query(sql, self.name)]
+
+    def count(self, table: str) -> int:
+        return int(self.pg.scalar(f"SELECT count(*) FROM {table}", self.name))
+
+    def in_transaction(self, servers: list[Server]) -> int:
+        states = self.pg.backends(self.name)
+        return sum(n for state, n in states.items() if state.startswith("idle in transaction"))
+
+    def busy(self) -> int:
+        states = self.pg.backends(self.name)
+        return sum(n for state, n in states.items() if state != "idle")
+
+    def connections(self, servers: list[Server]) -> int:
+        return sum(self.pg.backends(self.name).values())
+
+    def take_away(self) -> str:
+        if self.pg.cluster is None:
+            raise RuntimeError("cannot stop a TEST_POSTGRES_URL server")
+        self.pg.cluster.stop_server()
+        return "PostgreSQL server stopped (pg_ctl stop -m fast)"
+
+    def give_back(self) -> None:
+        assert self.pg.cluster is not None
+        self.pg.cluster.start_server()
+
+    def drop(self) -> None:
+        self.pg.drop_database(self.name)
+
+
+class SqliteDatabase:
+    """A SQLite file in a directory of its own. As root, the directory belongs to an unprivileged
+    user and the servers run as that user: only then can the file be made unreadable to them."""
+
+    def __init__(self, path: Path, run_as: str | None) -> None:
+        self.path = path
+        self.run_as = run_as
+        self.url = f"sqlite+aiosqlite:///{path}"
+        self._saved_modes: dict[Path, int] = {}
+
+    @classmethod
+    def clone(cls, template: Path, workdir: Path, name: str, run_as: str | None) -> SqliteDatabase:
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+        path = directory / "app.db"
+        shutil.copyfile(template, path)
+        database = cls(path, run_as)
+        database.give_to_server_user()
+        return database
+
+    def give_to_server_user(self) -> None:
+        if self.run_as is None:
+            return
+        for path in [self.path.parent, *self.path.parent.iterdir()]:
+            shutil.chown(path, user=self.run_as)
+
+    @contextlib.contextmanager
+    def _connect(self, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+        connection = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            yield connection
+        finally:
+            connection.close()
+            # files SQLite may have created as us (root) must stay usable by the servers
+            self.give_to_server_user()
+
+    def rows(self, sql: str) -> list[tuple[str, ...]]:
+        with self._connect() as connection:
+            return [tuple(str(v) for v in row) for row in connection.execute(sql).fetchall()]
+
+    def count(self, table: str) -> int:
+        return int(self.rows(f"SELECT count(*) FROM {table}")[0][0])
+
+    def in_transaction(self, servers: list[Server]) -> int:
+        """1 when another connection holds the write lock (a writer left in its transaction)."""
+        with self._connect(timeout=0) as connection:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return 1
+            connection.execute("ROLLBACK")
+            return 0
+
+    def connections(self, servers: list[Server]) -> int:
+        return sum(server.open_files(self.path) for server in servers)
+
+    def take_away(self) -> str:
+        """Make the file (and its directory) unreadable to the servers' user."""
+        if os.geteuid() == 0 and self.run_as is None:
+            raise RuntimeError("as root, the servers must run as another user for this")
+        self._saved_modes = {}
+        for path in [*self.path.parent.iterdir(), self.path.parent]:
+            self._saved_modes[path] = stat.S_IMODE(path.stat().st_mode)
+            os.chmod(path, 0)
+        return "SQLite file and directory made unreadable (chmod 000) to the server's user"
+
+    def give_back(self) -> None:
+        for path, mode in reversed(list(self._saved_modes.items())):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(path, mode)
+        self._saved_modes = {}
+
+    def drop(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)

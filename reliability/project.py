@@ -1,0 +1,137 @@
+"""A rendered, installed and migrated variant of the template, ready to be served."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.harness import project_env, render, run
+
+# Served by every server process of the suite: the project's own application, with the payment
+# gateway replaced by a fake that declines charges of an odd number of cents (the generated tests'
+# FakePaymentGateway, told to fail), so that payment failures can be provoked over HTTP.
+SERVED_APP_MODULE = "reliability_app"
+SERVED_APP = f"{SERVED_APP_MODULE}:app"
+_SERVED_APP_SOURCE = '''\
+"""Written by the template's reliability suite; not part of the project."""
+
+from {package}.main import app
+
+try:
+    from {package}.payments import PaymentDeclinedError, get_payment_gateway
+except ImportError:  # this variant has no orders
+    pass
+else:
+
+    class OddAmountsDeclined:
+        async def charge(self, *, amount_cents: int, reference: str) -> None:
+            if amount_cents % 2:
+                raise PaymentDeclinedError(reference)
+
+    _gateway = OddAmountsDeclined()
+    app.dependency_overrides[get_payment_gateway] = lambda: _gateway
+'''
+
+
+@dataclass(frozen=True)
+class Variant:
+    driver: str
+    strategy: str
+    user_sessions: str
+    with_examples: bool = True
+
+    @property
+    def id(self) -> str:
+        suffix = "" if self.with_examples else "-no-examples"
+        return f"{self.driver}-{self.strategy}-{self.user_sessions}{suffix}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.driver != "aiosqlite"
+
+    @property
+    def has_users(self) -> bool:
+        return self.user_sessions != "none"
+
+    @property
+    def has_orders(self) -> bool:
+        return self.has_users and self.with_examples
+
+    @property
+    def url_scheme(self) -> str:
+        return "sqlite+aiosqlite" if self.driver == "aiosqlite" else f"postgresql+{self.driver}"
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return {
+            "database_driver": self.driver,
+            "session_strategy": self.strategy,
+            "user_sessions": self.user_sessions,
+            "with_examples": self.with_examples,
+            "ci": "none",
+            "docker": False,
+        }
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """`driver-strategy-user_sessions[-no-examples]`."""
+        parts = text.split("-")
+        examples = True
+        if parts[-2:] == ["no", "examples"]:
+            parts, examples = parts[:-2], False
+        if len(parts) != 3:
+            raise ValueError(f"variant {text!r} is not driver-strategy-user_sessions")
+        return cls(parts[0], parts[1], parts[2], examples)
+
+
+@dataclass
+class Project:
+    variant: Variant
+    root: Path
+    package: str = "my_service"
+    slug: str = "my-service"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def python(self) -> Path:
+        return self.root / ".venv" / "bin" / "python"
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The generated project's environment: nothing of ours leaks in (harness.project_env)."""
+        return project_env(extra)
+
+    def prepare(self) -> None:
+        """Render the working tree of the template, `uv sync` it (no dev tools) and add the
+        served-app module. Raises RuntimeError with the command's output when a step fails."""
+        render(self.root, self.variant.answers, skip_tasks=True)
+        env = self.env({"UV_COMPILE_BYTECODE": "1"})
+        result = run(["uv", "sync", "--no-dev"], self.root, env=env, timeout=900)
+        self.timings["sync"] = result.seconds
+        if not result.ok:
+            raise RuntimeError(f"uv sync failed:\n{result.describe()}")
+        (self.root / f"{SERVED_APP_MODULE}.py").write_text(
+            _SERVED_APP_SOURCE.format(package=self.package)
+        )
+        # Servers may run as an unprivileged user (SQLite checks, when we are root): they must be
+        # able to read the project and its virtual environment.
+        for parent in [self.root, *self.root.parents]:
+            if parent == Path("/"):
+                break
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(parent, mode | stat.S_IXOTH | stat.S_IROTH)
+
+    def migrate(self, database_url: str) -> None:
+        env = self.env({"DATABASE_URL": database_url, "ENVIRONMENT": "production"})
+        result = run(
+            [str(self.root / ".venv" / "bin" / self.slug), "db", "upgrade"],
+            self.root,
+            env=env,
+            timeout=120,
+        )
+        if not result.ok:
+            raise RuntimeError(f"migration failed:\n{result.describe()}")
