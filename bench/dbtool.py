@@ -1,7 +1,6 @@
 """PostgreSQL chores for the benchmark, run with the baselines' interpreter (it has asyncpg).
 
     python -m bench.dbtool createdb URL NAME           create (or re-create) database NAME
-    python -m bench.dbtool max-connections URL N        ALTER SYSTEM SET max_connections (restart!)
     python -m bench.dbtool baseline URL ITEMS TOKEN     the baselines' schema, items and a session
 
 URL is a libpq-style postgresql:// URL (no +driver).
@@ -58,14 +57,6 @@ async def createdb(url: str, name: str) -> None:
         await connection.close()
 
 
-async def max_connections(url: str, count: int) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f"ALTER SYSTEM SET max_connections = {count:d}")
-    finally:
-        await connection.close()
-
-
 async def baseline(url: str, items: int, token: str) -> None:
     connection = await asyncpg.connect(url)
     try:
@@ -99,8 +90,6 @@ def main(argv: list[str]) -> None:
     match argv:
         case ["createdb", url, name]:
             asyncio.run(createdb(url, name))
-        case ["max-connections", url, count]:
-            asyncio.run(max_connections(url, int(count)))
         case ["baseline", url, items, token]:
             asyncio.run(baseline(url, int(items), token))
         case _:

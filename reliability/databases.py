@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +35,11 @@ class Database(Protocol):
         """Connections the service holds to the database."""
         ...
 
-    def take_away(self) -> str: ...
+    def outage_ways(self) -> list[str]: ...
+    def take_away(self, way: str) -> str:
+        """Make the database unavailable to the service in `way`; returns what was done."""
+        ...
+
     def give_back(self) -> None: ...
     def drop(self) -> None: ...
 
@@ -45,6 +50,7 @@ class PgDatabase:
         self.name = name
         self.url = url
         self.run_as: str | None = None
+        self._stopped = False
 
     @classmethod
     def clone(cls, pg: Postgres, template: str, name: str, scheme: str) -> PgDatabase:
@@ -69,15 +75,19 @@ class PgDatabase:
     def connections(self, servers: list[Server]) -> int:
         return sum(self.pg.backends(self.name).values())
 
-    def take_away(self) -> str:
-        if self.pg.cluster is None:
-            raise RuntimeError("cannot stop a TEST_POSTGRES_URL server")
+    def outage_ways(self) -> list[str]:
+        return ["stop"] if self.pg.cluster is not None else []
+
+    def take_away(self, way: str) -> str:
+        assert way == "stop" and self.pg.cluster is not None
         self.pg.cluster.stop_server()
+        self._stopped = True
         return "PostgreSQL server stopped (pg_ctl stop -m fast)"
 
     def give_back(self) -> None:
-        assert self.pg.cluster is not None
-        self.pg.cluster.start_server()
+        if self._stopped and self.pg.cluster is not None:
+            self.pg.cluster.start_server()
+            self._stopped = False
 
     def drop(self) -> None:
         self.pg.drop_database(self.name)
@@ -91,7 +101,7 @@ class SqliteDatabase:
         self.path = path
         self.run_as = run_as
         self.url = f"sqlite+aiosqlite:///{path}"
-        self._saved_modes: dict[Path, int] = {}
+        self._given_back: Callable[[], None] | None = None
 
     @classmethod
     def clone(cls, template: Path, workdir: Path, name: str, run_as: str | None) -> SqliteDatabase:
@@ -138,21 +148,44 @@ class SqliteDatabase:
     def connections(self, servers: list[Server]) -> int:
         return sum(server.open_files(self.path) for server in servers)
 
-    def take_away(self) -> str:
-        """Make the file (and its directory) unreadable to the servers' user."""
-        if os.geteuid() == 0 and self.run_as is None:
-            raise RuntimeError("as root, the servers must run as another user for this")
-        self._saved_modes = {}
-        for path in [*self.path.parent.iterdir(), self.path.parent]:
-            self._saved_modes[path] = stat.S_IMODE(path.stat().st_mode)
+    def outage_ways(self) -> list[str]:
+        # chmod stops no root process: only when the servers run as another user, or we are not
+        # root at all, can the file be made unreadable to them.
+        unreadable = os.geteuid() != 0 or self.run_as is not None
+        return ["moved", "unreadable"] if unreadable else ["moved"]
+
+    def take_away(self, way: str) -> str:
+        directory = self.path.parent
+        if way == "moved":
+            directory.rename(self._away)
+
+            def move_back() -> None:
+                self._away.rename(directory)
+
+            self._given_back = move_back
+            return "SQLite database directory moved away"
+        assert way == "unreadable"
+        saved = {p: stat.S_IMODE(p.stat().st_mode) for p in [*directory.iterdir(), directory]}
+        for path in saved:
             os.chmod(path, 0)
-        return "SQLite file and directory made unreadable (chmod 000) to the server's user"
+
+        def restore() -> None:
+            for path, mode in reversed(list(saved.items())):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(path, mode)
+
+        self._given_back = restore
+        return "SQLite file and its directory made unreadable (chmod 000) to the server's user"
+
+    @property
+    def _away(self) -> Path:
+        return self.path.parent.with_name(self.path.parent.name + ".away")
 
     def give_back(self) -> None:
-        for path, mode in reversed(list(self._saved_modes.items())):
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(path, mode)
-        self._saved_modes = {}
+        if self._given_back is not None:
+            self._given_back()
+            self._given_back = None
 
     def drop(self) -> None:
+        self.give_back()
         shutil.rmtree(self.path.parent, ignore_errors=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness import project_env, render, run
+from reliability.pg import drop_privileges
+from tests.harness import base_python, project_env, render, run
 
 # Served by every server process of the suite: the project's own application, with the payment
 # gateway replaced by a fake that declines charges of an odd number of cents (the generated tests'
@@ -35,6 +38,32 @@ else:
     _gateway = OddAmountsDeclined()
     app.dependency_overrides[get_payment_gateway] = lambda: _gateway
 '''
+
+
+def unprivileged_python(user: str) -> str | None:
+    """As root, an interpreter (>= 3.11) that `user` may run, for servers that must not run as
+    root (the SQLite outage check makes their database unreadable to them, which root ignores).
+    The interpreter running this suite may live where others cannot go (~root/.pyenv)."""
+    candidates = [base_python(), *(f"/usr/bin/python3.{n}" for n in (13, 12, 11))]
+    candidates += [f"/usr/local/bin/python3.{n}" for n in (13, 12, 11)]
+    candidates += [p for p in (shutil.which("python3"),) if p]
+    for candidate in dict.fromkeys(candidates):
+        if not Path(candidate).is_file():
+            continue
+        try:
+            proc = subprocess.run(
+                [candidate, "-c", "import sys, sqlite3; assert sys.version_info >= (3, 11)"],
+                cwd="/",
+                capture_output=True,
+                timeout=30,
+                check=False,
+                **drop_privileges(user),  # type: ignore[call-overload]
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if proc.returncode == 0:
+            return candidate
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,6 +123,8 @@ class Project:
     root: Path
     package: str = "my_service"
     slug: str = "my-service"
+    run_as: str | None = None
+    """The OS user its servers run as (None: ours); see unprivileged_python()."""
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -104,11 +135,12 @@ class Project:
         """The generated project's environment: nothing of ours leaks in (harness.project_env)."""
         return project_env(extra)
 
-    def prepare(self) -> None:
-        """Render the working tree of the template, `uv sync` it (no dev tools) and add the
-        served-app module. Raises RuntimeError with the command's output when a step fails."""
+    def prepare(self, python: str | None = None) -> None:
+        """Render the working tree of the template, `uv sync` it (no dev tools; with `python`
+        when given) and add the served-app module. Raises RuntimeError with the command's output
+        when a step fails."""
         render(self.root, self.variant.answers, skip_tasks=True)
-        env = self.env({"UV_COMPILE_BYTECODE": "1"})
+        env = self.env({"UV_COMPILE_BYTECODE": "1", **({"UV_PYTHON": python} if python else {})})
         result = run(["uv", "sync", "--no-dev"], self.root, env=env, timeout=900)
         self.timings["sync"] = result.seconds
         if not result.ok:
@@ -125,12 +157,12 @@ class Project:
             if not mode & stat.S_IXOTH:
                 os.chmod(parent, mode | stat.S_IXOTH | stat.S_IROTH)
 
-    def migrate(self, database_url: str) -> None:
-        env = self.env({"DATABASE_URL": database_url, "ENVIRONMENT": "production"})
+    def migrate(self, env: Mapping[str, str]) -> None:
+        """`<slug> db upgrade` with the servers' environment (`env`)."""
         result = run(
             [str(self.root / ".venv" / "bin" / self.slug), "db", "upgrade"],
             self.root,
-            env=env,
+            env=dict(env),
             timeout=120,
         )
         if not result.ok:

@@ -69,7 +69,8 @@ def format_rows(rows: list[Row]) -> str:
         for i in range(height):
             lines.append(
                 "  ".join(
-                    (c[i] if i < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)
+                    (c[i] if i < len(c) else "").ljust(w)
+                    for c, w in zip(cells, widths, strict=True)
                 ).rstrip()
             )
         lines.append("")

@@ -44,15 +44,15 @@ class Sizes:
 
 
 class Target:
-    def __init__(
-        self, project: Project, pg: Postgres | None, workdir: Path, sizes: Sizes
-    ) -> None:
+    def __init__(self, project: Project, pg: Postgres | None, workdir: Path, sizes: Sizes) -> None:
         self.project = project
         self.variant: Variant = project.variant
         self.pg = pg
         self.workdir = workdir
         self.sizes = sizes
-        self.run_as = SQLITE_OS_USER if (os.geteuid() == 0 and not self.variant.is_postgres) else None
+        self.run_as = (
+            SQLITE_OS_USER if (os.geteuid() == 0 and not self.variant.is_postgres) else None
+        )
         self._template_db: str | Path | None = None
         self._clones = 0
 
@@ -65,13 +65,13 @@ class Target:
             assert self.pg is not None
             name = f"rel_{self.key()}_template"
             self.pg.create_database(name)
-            self.project.migrate(self.pg.url(self.variant.url_scheme, name))
+            self.project.migrate(self.env(self.pg.url(self.variant.url_scheme, name)))
             self._template_db = name
         else:
             directory = self.workdir / f"{self.key()}-template"
             directory.mkdir(parents=True, exist_ok=True)
             path = directory / "app.db"
-            self.project.migrate(f"sqlite+aiosqlite:///{path}")
+            self.project.migrate(self.env(f"sqlite+aiosqlite:///{path}"))
             # leave one self-contained file to copy (no -wal/-shm beside it)
             import sqlite3
 
