@@ -28,7 +28,11 @@ def new_client(base_url: str, *, connections: int = 100, timeout: float = 30) ->
         base_url=base_url,
         cookies=httpx.Cookies(jar),
         timeout=timeout,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # uvicorn closes idle keep-alive connections after 5s; reusing one just then races the
+        # close (a ReadError no real failure caused): let ours expire first.
+        limits=httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2
+        ),
     )
 
 

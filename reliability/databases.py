@@ -146,7 +146,11 @@ class SqliteDatabase:
             return 0
 
     def connections(self, servers: list[Server]) -> int:
-        return sum(server.open_files(self.path) for server in servers)
+        """Open connections, counted by their -wal file descriptors: SQLite keeps the main file's
+        descriptor of a closed connection open (for reuse) while the process holds locks on it,
+        so those overcount; each open connection in WAL mode holds exactly one -wal descriptor."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return sum(server.open_files(wal) for server in servers)
 
     def outage_ways(self) -> list[str]:
         # chmod stops no root process: only when the servers run as another user, or we are not
