@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -140,11 +140,17 @@ class HeldLock:
 async def check_pool_exhaustion(target: Target) -> list[Row]:
     pool_timeout = 1.0
     margin = 1.0
+    sqlite = not target.variant.is_postgres
     row = Row(
         target.variant.id,
         "1 pool exhaustion",
         f"pool 1+0, timeout {pool_timeout:g}s; the one connection held by a request blocked on "
-        "a lock; 5 more requests and /health/ready sent meanwhile",
+        + (
+            "SQLite's write lock (held by another process); 4 more writes (they queue for the "
+            "writers' single connection) and 4 reads sent meanwhile"
+            if sqlite
+            else "a table lock; 4 more requests and /health/ready sent meanwhile"
+        ),
     )
     if not target.variant.with_examples:
         row.skipped = "no table to hold a lock on without examples"
@@ -166,16 +172,34 @@ async def check_pool_exhaustion(target: Target) -> list[Row]:
                     )
                     await asyncio.sleep(0.5)  # the holder now waits on the lock with the connection
 
-                    async def timed(method: str, url: str) -> tuple[httpx.Response, float]:
+                    async def timed(
+                        method: str, url: str, body: Any = None
+                    ) -> tuple[httpx.Response, float]:
                         started = time.monotonic()
-                        response = await client.request(method, url)
+                        response = await client.request(method, url, json=body)
                         return response, time.monotonic() - started
 
-                    waiting = await asyncio.gather(
-                        *(timed("GET", "/items") for _ in range(3)),
-                        timed("GET", "/items/1"),
-                        timed("GET", "/health/ready"),
-                    )
+                    if sqlite:  # reads go on: only writers wait for the write lock
+                        waiting, reads = await asyncio.gather(
+                            asyncio.gather(
+                                *(
+                                    timed("POST", "/items", {"name": f"pool-{n}", "price_cents": 1})
+                                    for n in range(3)
+                                ),
+                                timed("PATCH", "/items/1", {"stock": 7}),
+                            ),
+                            asyncio.gather(
+                                *(timed("GET", "/items") for _ in range(2)),
+                                timed("GET", "/items/1"),
+                                timed("GET", "/health/ready"),
+                            ),
+                        )
+                    else:
+                        waiting = await asyncio.gather(
+                            *(timed("GET", "/items") for _ in range(3)),
+                            timed("GET", "/items/1"),
+                            timed("GET", "/health/ready"),
+                        )
                     holder_result = await holder
                 statuses = [r.status_code for r, _ in waiting]
                 slowest = max(seconds for _, seconds in waiting)
@@ -197,6 +221,12 @@ async def check_pool_exhaustion(target: Target) -> list[Row]:
                     f"within {slowest:.2f}s ≤ timeout {pool_timeout:g}s + {margin:g}s",
                     f"slowest took {slowest:.2f}s > timeout {pool_timeout:g}s + {margin:g}s",
                 )
+                if sqlite:
+                    row.expect(
+                        all(r.status_code == 200 and seconds < 1 for r, seconds in reads),
+                        "reads meanwhile answered at once (200): only writers queue",
+                        f"reads meanwhile: {[(describe(r, 60), round(t, 2)) for r, t in reads]}",
+                    )
                 row.expect(
                     holder_result.status_code == 201,
                     "the request holding the connection completed once the lock went (201)",
@@ -274,7 +304,10 @@ async def outage(
             await http.create_item(client, f"outage-{n}-seed-{k}")
         # several connections in the pool, so that stale ones are met afterwards
         await asyncio.gather(*(client.get("/items") for _ in range(12)))
-    before = await asyncio.to_thread(database.count, "items") if examples else 0
+    background = Background(client.base_url, user, n) if examples else None
+    if background is not None:
+        await background.start()
+        await asyncio.sleep(0.5)
     how = await asyncio.to_thread(database.take_away, way)
     probes: list[tuple[str, str, dict[str, Any]]] = [("GET", "/health/ready", {})]
     if examples:
@@ -338,14 +371,88 @@ async def outage(
         f"{' (the session from before still valid)' if user else ''}",
         f"{tag}after recovery: {failed_after[:4]}",
     )
-    if examples:
-        count = await asyncio.to_thread(database.count, "items")
+    if background is not None:
+        await asyncio.sleep(0.5)
+        outcomes = await background.stop()
+        stored = {
+            name for (name,) in await asyncio.to_thread(database.rows, "SELECT name FROM items")
+        }
         row.expect(
-            count == before + 1,
-            f"{tag}nothing written during the outage; the write after it stored",
-            f"{tag}items went from {before} to {count}, expected +1",
+            f"during-outage-{n}" not in stored and f"after-outage-{n}" in stored,
+            f"{tag}the write tried during the outage not stored; the one after it stored",
+        )
+        statuses = Counter(o.status for o in outcomes)
+        wrong = [o for o in outcomes if o.status not in (200, 201, 503)]
+        row.expect(
+            not wrong,
+            f"{tag}{len(outcomes)} requests kept in flight across the outage and back: only "
+            f"2xx and 503 ({', '.join(f'{k}×{v}' for k, v in sorted(statuses.items(), key=str))})",
+            f"{tag}requests in flight across the outage: {len(wrong)} neither 2xx nor 503: "
+            f"{[f'{o.kind}: {o.status} {o.error or str(o.body)[:100]}' for o in wrong[:3]]}",
+        )
+        created = {o.info["name"] for o in outcomes if o.status == 201}
+        row.expect(
+            created <= stored,
+            f"{tag}all {len(created)} of their creates answered 201 are stored",
+            f"{tag}{len(created - stored)} creates answered 201 are missing",
+        )
+        refused = {o.info["name"] for o in outcomes if o.status == 503}
+        row.held.append(
+            f"{tag}{len(refused & stored)} of {len(refused)} creates answered 503 were stored "
+            "anyway (the connection went during COMMIT: outcome unknown to the server too)"
+            if refused & stored
+            else f"{tag}none of their {len(refused)} creates answered 503 was stored"
         )
     return how
+
+
+class Background:
+    """Requests kept in flight (12 at a time, a client of their own) while the database goes
+    away and comes back: creates, reads and, with users, /auth/me."""
+
+    def __init__(self, base_url: httpx.URL, user: UserSession | None, n: int) -> None:
+        self.client = new_client(str(base_url), connections=12, timeout=60)
+        self.user = user
+        self.n = n
+        self.outcomes: list[http.Outcome] = []
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(worker)) for worker in range(12)]
+
+    async def _loop(self, worker: int) -> None:
+        for k in itertools.count():
+            if self._stop.is_set():
+                return
+            kind = ("create", "list", "get", "me")[k % (4 if self.user else 3)]
+            name = f"bg-{self.n}-{worker}-{k}"
+            started = time.monotonic()
+            try:
+                if kind == "create":
+                    body = {"name": name, "price_cents": 2}
+                    response = await self.client.post("/items", json=body)
+                elif kind == "list":
+                    response = await self.client.get("/items")
+                elif kind == "get":
+                    response = await self.client.get("/items/1")
+                else:
+                    assert self.user is not None
+                    response = await self.client.get("/auth/me", headers=self.user.headers())
+            except httpx.HTTPError as exc:
+                outcome = http.Outcome(kind, None, time.monotonic() - started, error=repr(exc))
+            else:
+                outcome = http.Outcome(
+                    kind, response.status_code, time.monotonic() - started, body=response.text
+                )
+            outcome.info["name"] = name
+            self.outcomes.append(outcome)
+
+    async def stop(self) -> list[http.Outcome]:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+        await self.client.aclose()
+        return self.outcomes
 
 
 # ----------------------------------------------------------------------------- 3. load
@@ -591,12 +698,17 @@ async def rest_checks(
     if isinstance(database, PgDatabase):
         quiet = await settle(lambda: database.busy() == 0, timeout=10)
         row.expect(quiet, "no connection left active", "connections still active after 10s")
-    resting = await settle(lambda: database.connections(servers) <= pool_size, timeout=10)
+    limit = pool_size * len(servers)
+    what = f"pool size {pool_size}"
+    if isinstance(database, SqliteDatabase):
+        limit += len(servers)  # the writers' own connection
+        what = f"pool size {pool_size} + the writers' 1"
+    resting = await settle(lambda: database.connections(servers) <= limit, timeout=10)
     held = database.connections(servers)
     row.expect(
         resting,
-        f"pool back to rest: {held} connections ≤ pool size {pool_size} (overflow closed)",
-        f"{held} connections held, more than the pool size {pool_size}",
+        f"pool back to rest: {held} connections ≤ {what} (overflow closed)",
+        f"{held} connections held, more than the {what}",
     )
 
 
@@ -742,11 +854,10 @@ async def writers_round(
         while writes_left > 0:
             started = time.monotonic()
             url = f"/items/{seeds[n % len(seeds)]['id']}" if n % 2 else "/items"
-            response = await client.get(url)
+            response = await reader.get(url)
             reads.append((started, time.monotonic() - started, response.status_code))
-            if __import__("os").environ.get("REL_DEBUG") and time.monotonic() - started > 0.4:
-                print("SLOW", url, round(started - lock.locked_at, 3), round(time.monotonic() - started, 3))
 
+    reader = new_client(str(client.base_url), connections=8)  # a pool of their own
     tasks = [asyncio.create_task(write(n)) for n in range(writers)]
     readers = [asyncio.create_task(read(n)) for n in range(8)]
     lock = HeldLock(database, held)
@@ -756,6 +867,7 @@ async def writers_round(
         responses = await asyncio.gather(*tasks)
         took = time.monotonic() - started
     await asyncio.gather(*readers)
+    await reader.aclose()
     if held:
         # the reads in flight while the writers were all waiting, before the burst of writes
         # once the lock goes
@@ -780,15 +892,17 @@ async def writers_round(
     )
     # Readers never wait for SQLite's write lock in WAL mode; if they wait for anything, it is
     # for connections the waiting writers hold. With the lock held elsewhere the writers wait
-    # (nearly idle) for `held` seconds: a read must not (a blocked one would take until the
-    # lock goes, over 1s; 1s leaves room for a busy 2-core machine).
+    # (nearly idle) for `held` seconds: reads must not (a blocked one takes until the lock goes,
+    # over 1s). The 95th percentile, not the slowest: on a busy 2-core machine a read now and
+    # then stalls for other reasons; blocked readers are all slow.
+    p95 = read_times[min(len(read_times) - 1, int(len(read_times) * 0.95))] if reads else 0.0
     limit = 1.0 if held else max(1.0, took / 2)
     row.expect(
-        slowest <= limit,
-        f"{tag}readers not blocked: slowest read {slowest:.2f}s, median {median:.3f}s "
-        f"(limit {limit:.2f}s)",
-        f"{tag}readers blocked: slowest read {slowest:.2f}s, median {median:.3f}s, while the "
-        f"writes took {took:.2f}s",
+        p95 <= limit,
+        f"{tag}readers not blocked: 95% of reads within {p95:.2f}s (limit {limit:.2f}s), "
+        f"median {median:.3f}s, slowest {slowest:.2f}s",
+        f"{tag}readers blocked: 95% of reads took up to {p95:.2f}s, median {median:.3f}s, "
+        f"slowest {slowest:.2f}s, while the writes took {took:.2f}s",
     )
 
 

@@ -91,11 +91,16 @@ class Target:
         return SqliteDatabase.clone(self._template_db, self.workdir, name, self.run_as)
 
     def env(self, database_url: str, **settings: str) -> dict[str, str]:
+        """The servers' environment. The pool is sized explicitly (whatever the template's
+        defaults): POOL_SIZE kept, as many again in overflow, so that a load uses the overflow
+        and "back to rest" means it was closed again."""
         return self.project.env(
             {
                 "ENVIRONMENT": "production",
                 "DATABASE_URL": database_url,
                 "SESSION_SECRET_KEYS": SESSION_SECRET_KEYS,
+                "DATABASE_POOL_SIZE": str(POOL_SIZE),
+                "DATABASE_MAX_OVERFLOW": str(POOL_SIZE),
                 **{key.upper(): value for key, value in settings.items()},
             }
         )

@@ -30,8 +30,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def database_url() -> str:
+    return os.environ["BENCH_DATABASE_URL"]
+
+
+def pool_limits() -> tuple[int, int]:
+    """(pool size, overflow), read like the generated services read them."""
+    return (
+        int(os.environ.get("DATABASE_POOL_SIZE", "10")),
+        int(os.environ.get("DATABASE_MAX_OVERFLOW", "10")),
+    )
+
+
 async def create_pool() -> asyncpg.Pool:
-    size = int(os.environ.get("DATABASE_POOL_SIZE", "10"))
-    overflow = int(os.environ.get("DATABASE_MAX_OVERFLOW", "10"))
-    url = os.environ["BENCH_DATABASE_URL"]
-    return await asyncpg.create_pool(url, min_size=size, max_size=size + overflow)
+    size, overflow = pool_limits()
+    return await asyncpg.create_pool(database_url(), min_size=size, max_size=size + overflow)

@@ -32,11 +32,22 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+# SQLSTATEs of a server that cannot serve now: connection exceptions (class 08) and shutdown or
+# start-up (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, e.g. "the
+# database system is starting up"); asyncpg reports them as plain errors, not OperationalError.
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeoutError | TimeoutError | ConnectionError | OSError):
         return True
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError)
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, OperationalError)
+            or (isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES))
+        )
     return False
 
 
