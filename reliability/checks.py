@@ -1051,13 +1051,13 @@ async def check_pgbouncer(target: Target) -> list[Row]:
             url = bouncer.url(target.variant.url_scheme, control_db.name)
             with target.servers(control_db, url=url, database_pgbouncer="false") as servers:
                 async with new_client(servers[0].url, connections=48) as client:
-                    ops = [Op("get", _get("/items"), frozenset({200})) for _ in range(200)] + [
+                    ops = [Op("get", _get("/items"), frozenset({200})) for _ in range(100)] + [
                         Op(
                             "create",
                             _send("POST", "/items", json={"name": f"c-{n}", "price_cents": 2}),
                             frozenset({201}),
                         )
-                        for n in range(200)
+                        for n in range(100)
                     ]
                     random.Random(1).shuffle(ops)
                     result = await http.run_load(client, ops, concurrency=48)

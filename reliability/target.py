@@ -36,11 +36,11 @@ class Sizes:
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(900, 48, 0.1, 500, 50, 30, 4)
+        return cls(800, 48, 0.1, 400, 50, 30, 4)
 
     @classmethod
     def full(cls) -> Sizes:
-        return cls(4000, 96, 0.1, 2000, 50, 60, 6)
+        return cls(3000, 96, 0.1, 1500, 50, 60, 6)
 
 
 class Target:
