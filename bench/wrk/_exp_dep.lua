@@ -1,1 +1,0 @@
-function request() return wrk.format("GET", "/dep/items/" .. math.random(1, 10000)) end
