@@ -18,7 +18,7 @@ from pathlib import Path
 from reliability.checks import CHECKS, applies
 from reliability.pg import Postgres, postgres
 from reliability.project import Project, Variant, unprivileged_python
-from reliability.report import FAIL, Row, format_rows, summary
+from reliability.report import FAIL, Row, format_rows, matrix, summary
 from reliability.target import SQLITE_OS_USER, Sizes, Target
 from tests.postgres import PostgresUnavailable
 
@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print()
     print(format_rows(rows))
+    print(matrix(rows))
+    print()
     failed = any(row.result == FAIL for row in rows)
     print(
         f"reliability suite: {summary(rows)} in {elapsed // 60:.0f}m{elapsed % 60:02.0f}s "

@@ -35,7 +35,7 @@ class Row:
         return condition
 
 
-WIDTHS = {"variant": 28, "check": 18, "tried": 46, "outcome": 70, "result": 6, "time": 6}
+WIDTHS = {"variant": 29, "check": 18, "tried": 46, "outcome": 70, "result": 6, "time": 5}
 
 
 def _cell(text: str, width: int) -> list[str]:
@@ -80,3 +80,19 @@ def format_rows(rows: list[Row]) -> str:
 def summary(rows: list[Row]) -> str:
     counts = {r: sum(row.result == r for row in rows) for r in (PASS, FAIL, SKIP)}
     return f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped"
+
+
+def matrix(rows: list[Row]) -> str:
+    """One line per variant, one column per check: the results at a glance."""
+    checks = list(dict.fromkeys(row.check for row in rows))
+    variants = list(dict.fromkeys(row.variant for row in rows))
+    result = {(row.variant, row.check): row.result for row in rows}
+    width = max([len(v) for v in variants] + [7])
+    heads = [c.split(" ", 1)[-1] if c[0].isdigit() else c for c in checks]
+    lines = ["  ".join(["variant".ljust(width), *heads])]
+    for variant in variants:
+        cells = [
+            result.get((variant, c), "-").ljust(len(h)) for c, h in zip(checks, heads, strict=True)
+        ]
+        lines.append("  ".join([variant.ljust(width), *cells]).rstrip())
+    return "\n".join(lines)
