@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +59,12 @@ PACKAGE = "my_service"  # the template's default package name and CLI
 CLI = "my-service"
 ITEMS = 10_000
 BASELINES = ("starlette+asyncpg", "fastapi+asyncpg")
+REFERENCE = "fastapi+sqlalchemy"
+"""--orm-baseline: the straightforward FastAPI + SQLAlchemy ORM app, measured like a variant."""
 BASELINE_MODULES = {
     "starlette+asyncpg": "bench.baselines.starlette_asyncpg:app",
     "fastapi+asyncpg": "bench.baselines.fastapi_asyncpg:app",
+    REFERENCE: "bench.baselines.fastapi_sqlalchemy:app",
 }
 PASSWORD = "bench-password-not-secret"
 
@@ -119,6 +122,7 @@ class Prepared:
     endpoints: list[str]
     project: Path
     database_url: str
+    secret_env: dict[str, str] = field(default_factory=dict)
     render_s: float = 0.0
     install_s: float = 0.0
     suite_s: float | None = None
@@ -154,10 +158,12 @@ class Options:
     high_endpoints: list[str]
     duration: float
     warmup: float
+    timeout: float
     threads: int
     baseline_every: int
     suite: bool
     matrix: bool
+    orm_baseline: bool
     database_url: str | None
     workdir: Path | None
     keep: bool
@@ -323,7 +329,17 @@ def postgres(database_url: str | None, connections: int) -> Iterator[PostgresSer
                 fh.write(f"max_connections = {connections + 20:d}\n")
             # pg_ctl restart reuses the options the server was started with (postmaster.opts).
             pg_ctl = str(bindir / "pg_ctl")
-            proc = cluster._run(pg_ctl, "-D", str(cluster.data), "-w", "-m", "fast", "restart")
+            proc = cluster._run(
+                pg_ctl,
+                "-D",
+                str(cluster.data),
+                "-l",
+                str(cluster.log),
+                "-w",
+                "-m",
+                "fast",
+                "restart",
+            )
             if proc.returncode != 0:
                 raise PostgresUnavailable(f"pg_ctl restart failed:\n{proc.stdout}")
         yield server
@@ -339,7 +355,7 @@ def prepare_baselines(workdir: Path, python: str | None) -> Path:
     venv = workdir / "baselines-venv"
     uv = uv_binary()
     env = child_env()
-    argv = [uv, "venv", "--quiet", str(venv)]
+    argv = [uv, "venv", "--quiet", "--clear", str(venv)]
     if python:
         argv += ["--python", python]
     check_run(argv, REPO, env)
@@ -370,6 +386,7 @@ def prepare_variant(
     options: Options,
 ) -> Prepared:
     project = workdir / variant.slug
+    shutil.rmtree(project, ignore_errors=True)
     start = time.perf_counter()
     render(project, variant.answers(), skip_tasks=True)
     render_s = time.perf_counter() - start
@@ -389,9 +406,10 @@ def prepare_variant(
     else:
         database_url = f"sqlite+aiosqlite:///{project / 'bench.db'}"
         test_url = ""
-    prepared = Prepared(variant, endpoints, project, database_url, render_s, install_s)
+    secret_env = secret_keys_env() if variant.user_sessions == "cookie" else {}
+    prepared = Prepared(variant, endpoints, project, database_url, secret_env, render_s, install_s)
 
-    run_env = child_env({"DATABASE_URL": database_url, "ENVIRONMENT": "production"})
+    run_env = child_env({"DATABASE_URL": database_url, "ENVIRONMENT": "production", **secret_env})
     bindir = project / ".venv" / "bin"
     check_run([str(bindir / CLI), "db", "upgrade"], project, run_env)
     check_run(
@@ -429,7 +447,7 @@ def variant_server(prepared: Prepared, workdir: Path, options: Options) -> Serve
         {
             "DATABASE_URL": prepared.database_url,
             "ENVIRONMENT": "production",
-            **(secret_keys_env() if prepared.variant.user_sessions == "cookie" else {}),
+            **prepared.secret_env,
             **options.server_env,
         }
     )
@@ -475,6 +493,7 @@ def run_wrk(
     duration: float,
     threads: int,
     workdir: Path,
+    timeout: float,
 ) -> dict[str, int]:
     env = os.environ | {
         "BENCH_COOKIE": server.cookie,
@@ -487,7 +506,7 @@ def run_wrk(
         f"-c{connections}",
         f"-d{max(1, round(duration))}s",
         "--timeout",
-        "5s",
+        f"{timeout:g}s",
         "-s",
         str(wrk_script(endpoint, workdir)),
         server.url,
@@ -511,8 +530,12 @@ def measure(
     sequence: int,
 ) -> Run:
     if options.warmup > 0:
-        run_wrk(server, endpoint, connections, options.warmup, options.threads, workdir)
-    raw = run_wrk(server, endpoint, connections, options.duration, options.threads, workdir)
+        run_wrk(
+            server, endpoint, connections, options.warmup, options.threads, workdir, options.timeout
+        )
+    raw = run_wrk(
+        server, endpoint, connections, options.duration, options.threads, workdir, options.timeout
+    )
     rss, hwm = memory_mib(server.pid)
     detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
     seconds = raw["duration_us"] / 1e6
@@ -613,6 +636,7 @@ def report(
     header: list[str],
     matrix: tuple[float, str] | None,
     total_s: float,
+    standard: int,
 ) -> str:
     out = [*header, ""]
     out.append(
@@ -620,7 +644,8 @@ def report(
         "| × Starlette+asyncpg | × FastAPI+asyncpg |"
     )
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    order = {name: n for n, name in enumerate([*BASELINES, *(p.variant.name for p in prepared)])}
+    names = [*BASELINES, REFERENCE, *(p.variant.name for p in prepared)]
+    order = {name: n for n, name in enumerate(names)}
     keys = sorted(
         {(r.endpoint, r.connections) for r in runs},
         key=lambda k: (k[1], list(ENDPOINTS).index(k[0])),
@@ -638,7 +663,7 @@ def report(
             p99 = sum(r.p99_ms for r in group) / n
             errors = sum(r.errors for r in group)
             rss = max(r.rss_mib for r in group)
-            label = f"*{target}*" if target in BASELINES else target
+            label = f"*{target}*" if target in (*BASELINES, REFERENCE) else target
             if target in BASELINES and n > 1:
                 spread = max(r.rps for r in group) / min(r.rps for r in group) - 1
                 label += f" ({n} runs, ±{spread * 50:.0f}%)"
@@ -674,12 +699,13 @@ def report(
             f"Full matrix (the template's own `pytest -m variant -n 2`: every variant rendered, "
             f"installed, tested, type-checked, linted): {matrix[0] / 60:.1f} min — {matrix[1]}"
         )
-    out += ["", *targets(runs, prepared)]
+    out += ["", *targets(runs, prepared, standard)]
     return "\n".join(out)
 
 
-def targets(runs: list[Run], prepared: list[Prepared]) -> list[str]:
-    """The performance issue's targets, checked against this run."""
+def targets(runs: list[Run], prepared: list[Prepared], standard: int) -> list[str]:
+    """The performance issue's targets, checked against this run (ratios and latency spread at
+    the standard concurrency; errors and stalls at the high one)."""
     lines = ["Targets:"]
 
     def check(ok: bool, text: str) -> None:
@@ -688,7 +714,9 @@ def targets(runs: list[Run], prepared: list[Prepared]) -> list[str]:
     pg = {p.variant.name for p in prepared if p.variant.is_postgres}
     for endpoint, floor in (("get", 0.45), ("post", 0.40)):
         selected = [
-            r for r in runs if r.target in pg and r.endpoint == endpoint and r.connections <= 32
+            r
+            for r in runs
+            if r.target in pg and r.endpoint == endpoint and r.connections == standard
         ]
         if selected:
             worst = min(selected, key=lambda r: r.vs_fastapi or 0)
@@ -697,7 +725,8 @@ def targets(runs: list[Run], prepared: list[Prepared]) -> list[str]:
                 f"PostgreSQL {ENDPOINTS[endpoint].label} ≥ {floor}× FastAPI+asyncpg "
                 f"(lowest {fmt_ratio(worst.vs_fastapi)}, {worst.target})",
             )
-    high = [r for r in runs if r.connections >= 128 and r.target not in BASELINES]
+    ours = [r for r in runs if r.target not in (*BASELINES, REFERENCE)]
+    high = [r for r in ours if r.connections > standard]
     if high:
         bad = [r for r in high if r.errors or r.rps <= 0]
         check(
@@ -705,15 +734,15 @@ def targets(runs: list[Run], prepared: list[Prepared]) -> list[str]:
             f"no errors, no stall at {high[0].connections} connections"
             + (f" (failing: {', '.join(f'{r.target} {r.endpoint}' for r in bad)})" if bad else ""),
         )
-    variants_runs = [r for r in runs if r.target not in BASELINES]
-    if variants_runs:
-        worst = max(variants_runs, key=lambda r: r.p99_ms / r.p50_ms if r.p50_ms else 0)
-        worst_ratio = worst.p99_ms / worst.p50_ms if worst.p50_ms else 0
-        check(
-            worst_ratio < 5,
-            f"p99 < 5× p50 (highest {worst_ratio:.1f}×: {worst.target} "
-            f"{ENDPOINTS[worst.endpoint].label} c={worst.connections})",
-        )
+    for group in ([r for r in ours if r.connections == standard], high):
+        if group:
+            worst = max(group, key=lambda r: r.p99_ms / r.p50_ms if r.p50_ms else 0)
+            worst_ratio = worst.p99_ms / worst.p50_ms if worst.p50_ms else 0
+            check(
+                worst_ratio < 5,
+                f"p99 < 5× p50 at {worst.connections} connections (highest {worst_ratio:.1f}×: "
+                f"{worst.target} {ENDPOINTS[worst.endpoint].label})",
+            )
     suites = [p for p in prepared if p.suite_s is not None]
     if suites:
         slowest = max(suites, key=lambda p: p.suite_s or 0)
@@ -784,9 +813,20 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--warmup", type=float, default=2, help="seconds before each run")
     parser.add_argument("-t", "--threads", type=int, default=1, help="wrk threads")
     parser.add_argument(
+        "--timeout",
+        type=float,
+        default=2,
+        help="seconds after which wrk counts a request as an error (wrk's default: 2)",
+    )
+    parser.add_argument(
         "--baseline-every", type=int, default=3, help="re-run the baselines every N variants"
     )
     parser.add_argument("--no-suite", action="store_true", help="skip the generated suites")
+    parser.add_argument(
+        "--orm-baseline",
+        action="store_true",
+        help="also measure the straightforward FastAPI + SQLAlchemy ORM app (bench/baselines)",
+    )
     parser.add_argument(
         "--matrix",
         action="store_true",
@@ -833,10 +873,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         else [],
         duration=args.duration,
         warmup=args.warmup,
+        timeout=args.timeout,
         threads=args.threads,
         baseline_every=max(1, args.baseline_every),
         suite=not args.no_suite,
         matrix=args.matrix,
+        orm_baseline=args.orm_baseline,
         database_url=args.database_url,
         workdir=args.workdir,
         keep=args.keep,
@@ -885,7 +927,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     servers: dict[str, Server] = {}
     runs: list[Run] = []
     prepared: list[Prepared] = []
-    needed_servers = len(options.variants) + len(BASELINES)
+    needed_servers = len(options.variants) + len(BASELINES) + 1
     pool = int(options.server_env.get("DATABASE_POOL_SIZE", 10)) + int(
         options.server_env.get("DATABASE_MAX_OVERFLOW", 10)
     )
@@ -931,7 +973,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"suite {p.suite_s or 0:.1f}s ({p.suite_summary})"
                 )
 
-            for name in BASELINES:
+            for name in [*BASELINES, *([REFERENCE] if options.orm_baseline else [])]:
                 env = child_env({"BENCH_DATABASE_URL": baseline_url, **options.server_env})
                 argv = [str(admin_python), "-m", "uvicorn", BASELINE_MODULES[name]]
                 servers[name] = Server(name, argv, REPO, env, workdir / f"{name}.log")
@@ -946,16 +988,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             loads = [(e, options.connections) for e in ENDPOINTS]
             loads += [(e, options.high_connections) for e in options.high_endpoints]
             for endpoint_key, connections in loads:
-                participants = [
-                    p.variant.name
-                    for p in prepared
-                    if endpoint_key in p.endpoints
-                    and (
-                        connections == options.connections or endpoint_key in options.high_endpoints
-                    )
-                ]
+                participants = [p.variant.name for p in prepared if endpoint_key in p.endpoints]
                 if not participants:
                     continue
+                if options.orm_baseline:
+                    participants.insert(0, REFERENCE)
                 run_block(
                     ENDPOINTS[endpoint_key],
                     connections,
@@ -972,7 +1009,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"Benchmark of {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on "
                 f"{machine_description()}.",
                 f"PostgreSQL: {server.origin} server; {ITEMS:,} items seeded; one uvicorn worker "
-                f"(uvloop, httptools) per service; wrk -t{options.threads}, "
+                f"(uvloop, httptools) per service; wrk -t{options.threads} --timeout "
+                f"{options.timeout:g}s, "
                 f"{options.duration:g} s runs after {options.warmup:g} s warm-up; baselines re-run "
                 f"every {options.baseline_every} variants, ratios against the runs either side.",
                 "Baselines: "
@@ -997,7 +1035,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     )
                 )
             matrix = run_matrix(server) if options.matrix else None
-            text = report(runs, prepared, header, matrix, time.perf_counter() - started)
+            text = report(
+                runs, prepared, header, matrix, time.perf_counter() - started, options.connections
+            )
             print(text)
             if options.output:
                 options.output.write_text(text + "\n")
@@ -1006,7 +1046,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     {
                         "runs": [asdict(r) for r in runs],
                         "variants": [
-                            {**asdict(p), "variant": p.variant.name, "project": str(p.project)}
+                            {
+                                **asdict(p),
+                                "variant": p.variant.name,
+                                "project": str(p.project),
+                                "secret_env": sorted(p.secret_env),  # names only
+                            }
                             for p in prepared
                         ],
                         "matrix_s": matrix[0] if matrix else None,

@@ -1,0 +1,201 @@
+"""`uv run python -m bench.instructions`: CPU instructions per request, counted by callgrind.
+
+Requests/s on a shared machine move with everything else running on it; the number of
+instructions a server executes per request does not (to a few per cent). Each service runs under
+`valgrind --tool=callgrind` with instrumentation off until it is warm; then the counters are
+zeroed, wrk sends requests for --duration seconds, the counters are dumped, and the total is
+divided by the requests the server logged in between. Only user-space instructions of the server
+process count: the kernel's work and PostgreSQL's are not in the figure.
+
+Targets: the chosen variants, and for GET /items/{id} the references that split a variant's
+cost into its layers — FastAPI + asyncpg (`fastapi_asyncpg`), plus one yield dependency
+(`fastapi_dependency`), plus an SQLAlchemy AsyncSession and `session.get`
+(`fastapi_sqlalchemy_floor`) — and the straightforward ORM app (`fastapi_sqlalchemy`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.run import (
+    ENDPOINTS,
+    ITEMS,
+    REPO,
+    Server,
+    check_run,
+    child_env,
+    log,
+    log_in,
+    parse_args,
+    postgres,
+    prepare_baselines,
+    prepare_variant,
+    run_wrk,
+    variant_server,
+)
+
+REFERENCES = {
+    "fastapi+asyncpg": "bench.baselines.fastapi_asyncpg:app",
+    "+ yield dependency": "bench.baselines.fastapi_dependency:app",
+    "+ SQLAlchemy session.get (floor)": "bench.baselines.fastapi_sqlalchemy_floor:app",
+    "straightforward FastAPI + SQLAlchemy": "bench.baselines.fastapi_sqlalchemy:app",
+}
+
+
+def callgrind(server: Server, *arguments: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *arguments, str(server.pid)], capture_output=True, check=False
+    )
+
+
+def logged_requests(server: Server) -> int:
+    return server.log_path.read_text(errors="replace").count(' HTTP/1.1" ')
+
+
+def measure(
+    server: Server, endpoint: str, connections: int, duration: float, workdir: Path, out: Path
+) -> tuple[float, int]:
+    """(instructions per request, requests)."""
+    spec = ENDPOINTS[endpoint]
+    run_wrk(server, spec, connections, 8, 1, workdir, 30)  # warm-up, uninstrumented
+    time.sleep(1)
+    callgrind(server, "--instr=on")
+    callgrind(server, "--zero")
+    before = logged_requests(server)
+    run_wrk(server, spec, connections, duration, 1, workdir, 30)
+    time.sleep(2)  # requests still in flight finish inside the window
+    callgrind(server, "--dump")
+    callgrind(server, "--instr=off")
+    requests = logged_requests(server) - before
+    dumps = sorted(glob.glob(f"{out}.*"), key=os.path.getmtime)
+    total = 0
+    if dumps:
+        for line in Path(dumps[-1]).read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = int(line.split()[1])
+                break
+    for dump in dumps:
+        Path(dump).unlink()
+    return (total / requests if requests else 0.0), requests
+
+
+def under_callgrind(server: Server, out: Path) -> Server:
+    server.argv = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        "--instr-atstart=no",
+        *server.argv,
+    ]
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    parser.add_argument("--drivers", default="asyncpg")
+    parser.add_argument("--strategies", default="all")
+    parser.add_argument("--user-sessions", default="database")
+    parser.add_argument("--endpoints", default="get", help="get,list,post,me")
+    parser.add_argument("-c", "--connections", type=int, default=8)
+    parser.add_argument("-d", "--duration", type=float, default=30)
+    parser.add_argument("--no-references", action="store_true")
+    parser.add_argument("--database-url")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args(argv)
+    for tool in ("valgrind", "callgrind_control", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install valgrind wrk)")
+    options = parse_args(
+        [
+            "--drivers",
+            args.drivers,
+            "--strategies",
+            args.strategies,
+            "--user-sessions",
+            args.user_sessions,
+            "--endpoints",
+            args.endpoints,
+            "--cookie-endpoints",
+            args.endpoints,
+            "--no-suite",
+            *(["--database-url", args.database_url] if args.database_url else []),
+        ]
+    )
+    endpoints = options.endpoints
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cfs-instructions-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: list[tuple[str, str, float, int]] = []
+    servers: list[Server] = []
+    try:
+        with postgres(options.database_url, 200) as pg:
+            python = prepare_baselines(workdir, None)
+            check_run(
+                [str(python), "-m", "bench.dbtool", "createdb", pg.url(), "bench_base"],
+                REPO,
+                child_env(),
+            )
+            base_url = pg.url("postgresql", "bench_base")
+            token = secrets.token_urlsafe(32)
+            check_run(
+                [str(python), "-m", "bench.dbtool", "baseline", base_url, str(ITEMS), token],
+                REPO,
+                child_env(),
+            )
+            targets: list[tuple[str, Server, list[str]]] = []
+            if not args.no_references:
+                for label, module in REFERENCES.items():
+                    env = child_env({"BENCH_DATABASE_URL": base_url, "DATABASE_MAX_OVERFLOW": "0"})
+                    env["DATABASE_POOL_SIZE"] = "20"
+                    argv = [str(python), "-m", "uvicorn", module]
+                    server = Server(label, argv, REPO, env, workdir / f"ref-{len(targets)}.log")
+                    targets.append((label, server, ["get"]))
+            for variant in options.variants:
+                endpoints_here = [
+                    e
+                    for e in endpoints
+                    if not (ENDPOINTS[e].needs_user and variant.user_sessions == "none")
+                ]
+                prepared = prepare_variant(variant, endpoints_here, workdir, pg, python, options)
+                targets.append(
+                    (variant.name, variant_server(prepared, workdir, options), endpoints_here)
+                )
+            for n, (label, server, wanted) in enumerate(targets):
+                out = workdir / f"callgrind.{n}.out"
+                under_callgrind(server, out)
+                servers.append(server)
+                log(f"{label}: starting under callgrind (slow)")
+                server.start("/items/1" if label in REFERENCES else "/health/live", timeout=900)
+                if "me" in wanted:
+                    server.cookie = log_in(server)
+                for endpoint in wanted:
+                    if endpoint not in endpoints:
+                        continue
+                    per_request, requests = measure(
+                        server, endpoint, args.connections, args.duration, workdir, out
+                    )
+                    log(f"{label} {endpoint}: {per_request / 1e6:.2f} M instructions/request")
+                    results.append((label, endpoint, per_request, requests))
+                server.stop()
+    finally:
+        for server in servers:
+            server.stop()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("| service | endpoint | instructions per request | requests counted |")
+    print("|---|---|--:|--:|")
+    for label, endpoint, per_request, requests in results:
+        print(f"| {label} | {ENDPOINTS[endpoint].label} | {per_request / 1e6:.2f} M | {requests} |")
+
+
+if __name__ == "__main__":
+    main()
