@@ -392,7 +392,7 @@ def prepare_variant(
     render_s = time.perf_counter() - start
 
     env = child_env({"UV_PYTHON": options.python} if options.python else None)
-    install_s, _ = check_run([uv_binary(), "sync", "--quiet"], project, env)
+    install_s, _ = check_run([uv_binary(), "sync", "--quiet", "--compile-bytecode"], project, env)
 
     if variant.is_postgres:
         name = f"bench_{variant.slug.replace('-', '_')}"
