@@ -48,6 +48,7 @@ REFERENCES = {
     "fastapi+asyncpg": "bench.baselines.fastapi_asyncpg:app",
     "+ yield dependency": "bench.baselines.fastapi_dependency:app",
     "+ SQLAlchemy session.get (floor)": "bench.baselines.fastapi_sqlalchemy_floor:app",
+    "+ SQLAlchemy session.get (floor, psycopg)": "bench.baselines.fastapi_sqlalchemy_floor:app",
     "straightforward FastAPI + SQLAlchemy": "bench.baselines.fastapi_sqlalchemy:app",
 }
 
@@ -155,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not args.no_references:
                 for label, module in REFERENCES.items():
                     env = child_env({"BENCH_DATABASE_URL": base_url, "DATABASE_MAX_OVERFLOW": "0"})
+                    if "psycopg" in label:
+                        env["BENCH_SQLALCHEMY_DRIVER"] = "psycopg"
                     env["DATABASE_POOL_SIZE"] = "20"
                     argv = [str(python), "-m", "uvicorn", module]
                     server = Server(label, argv, REPO, env, workdir / f"ref-{len(targets)}.log")

@@ -3,8 +3,9 @@ for GET /items/{id} with the generated services' guarantees — a `scope="functi
 dependency that opens an AsyncSession reading in autocommit mode (no BEGIN/COMMIT), one
 `session.get`, the model validated into the answer. No settings, no error mapping, one route.
 The difference to `fastapi_dependency` is SQLAlchemy's own cost; a variant's difference to this
-app is what the template adds."""
+app is what the template adds. BENCH_SQLALCHEMY_DRIVER picks the driver (asyncpg, or psycopg)."""
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -16,13 +17,14 @@ from bench.baselines.common import database_url, pool_limits
 from bench.baselines.fastapi_sqlalchemy import Item, ItemRead
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+DRIVER = os.environ.get("BENCH_SQLALCHEMY_DRIVER", "asyncpg")
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     size, overflow = pool_limits()
     engine = create_async_engine(
-        database_url().replace("postgresql://", "postgresql+asyncpg://", 1),
+        database_url().replace("postgresql://", f"postgresql+{DRIVER}://", 1),
         pool_size=size,
         max_overflow=overflow,
     )
