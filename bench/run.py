@@ -320,28 +320,9 @@ def postgres(database_url: str | None, connections: int) -> Iterator[PostgresSer
         raise PostgresUnavailable(
             "No PostgreSQL server binaries found; install them or pass --database-url."
         )
-    cluster = ThrowawayCluster(bindir)
+    cluster = ThrowawayCluster(bindir, max_connections=max(200, connections + 20))
     server = cluster.start()
     try:
-        if connections > 190:
-            conf = cluster.data / "postgresql.auto.conf"
-            with conf.open("a") as fh:
-                fh.write(f"max_connections = {connections + 20:d}\n")
-            # pg_ctl restart reuses the options the server was started with (postmaster.opts).
-            pg_ctl = str(bindir / "pg_ctl")
-            proc = cluster._run(
-                pg_ctl,
-                "-D",
-                str(cluster.data),
-                "-l",
-                str(cluster.log),
-                "-w",
-                "-m",
-                "fast",
-                "restart",
-            )
-            if proc.returncode != 0:
-                raise PostgresUnavailable(f"pg_ctl restart failed:\n{proc.stdout}")
         yield server
     finally:
         cluster.stop()

@@ -140,8 +140,9 @@ def _tail(path: Path, lines: int = 40) -> str:
 class ThrowawayCluster:
     """initdb + pg_ctl start in a temporary directory; ``stop()`` removes everything."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, max_connections: int = 200) -> None:
         self.bindir = bindir
+        self.max_connections = max_connections
         self.base = Path(tempfile.mkdtemp(prefix="cfs-pg-"))
         self.data = self.base / "data"
         self.sockets = self.base / "sockets"
@@ -205,7 +206,7 @@ class ThrowawayCluster:
                     "-c fsync=off",
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
-                    "-c max_connections=200",
+                    f"-c max_connections={self.max_connections:d}",
                 ]
             )
             proc = self._run(
