@@ -7,10 +7,11 @@ zeroed, wrk sends requests for --duration seconds, the counters are dumped, and 
 divided by the requests the server logged in between. Only user-space instructions of the server
 process count: the kernel's work and PostgreSQL's are not in the figure.
 
-Targets: the chosen variants, and for GET /items/{id} the references that split a variant's
-cost into its layers — FastAPI + asyncpg (`fastapi_asyncpg`), plus one yield dependency
-(`fastapi_dependency`), plus an SQLAlchemy AsyncSession and `session.get`
-(`fastapi_sqlalchemy_floor`) — and the straightforward ORM app (`fastapi_sqlalchemy`).
+Targets: the chosen variants, and the references that split a variant's cost into its layers —
+FastAPI + asyncpg (`fastapi_asyncpg`), plus one yield dependency (`fastapi_dependency`, GET
+only), plus an SQLAlchemy AsyncSession with the least ORM work for the route
+(`fastapi_sqlalchemy_floor`: `session.get`; for POST a transaction and one flushed INSERT) —
+and the straightforward ORM app (`fastapi_sqlalchemy`), for GET /items/{id} and POST /items.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.run import (
@@ -44,12 +46,27 @@ from bench.run import (
     variant_server,
 )
 
+
+@dataclass(frozen=True)
+class Reference:
+    module: str
+    endpoints: tuple[str, ...]
+    driver: str = "asyncpg"
+    """BENCH_SQLALCHEMY_DRIVER of the SQLAlchemy references."""
+
+
 REFERENCES = {
-    "fastapi+asyncpg": "bench.baselines.fastapi_asyncpg:app",
-    "+ yield dependency": "bench.baselines.fastapi_dependency:app",
-    "+ SQLAlchemy session.get (floor)": "bench.baselines.fastapi_sqlalchemy_floor:app",
-    "+ SQLAlchemy session.get (floor, psycopg)": "bench.baselines.fastapi_sqlalchemy_floor:app",
-    "straightforward FastAPI + SQLAlchemy": "bench.baselines.fastapi_sqlalchemy:app",
+    "fastapi+asyncpg": Reference("bench.baselines.fastapi_asyncpg:app", ("get", "post")),
+    "+ yield dependency": Reference("bench.baselines.fastapi_dependency:app", ("get",)),
+    "+ SQLAlchemy floor": Reference(
+        "bench.baselines.fastapi_sqlalchemy_floor:app", ("get", "post")
+    ),
+    "+ SQLAlchemy floor (psycopg)": Reference(
+        "bench.baselines.fastapi_sqlalchemy_floor:app", ("get", "post"), driver="psycopg"
+    ),
+    "straightforward FastAPI + SQLAlchemy": Reference(
+        "bench.baselines.fastapi_sqlalchemy:app", ("get", "post")
+    ),
 }
 
 
@@ -154,14 +171,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             targets: list[tuple[str, Server, list[str]]] = []
             if not args.no_references:
-                for label, module in REFERENCES.items():
-                    env = child_env({"BENCH_DATABASE_URL": base_url, "DATABASE_MAX_OVERFLOW": "0"})
-                    if "psycopg" in label:
-                        env["BENCH_SQLALCHEMY_DRIVER"] = "psycopg"
-                    env["DATABASE_POOL_SIZE"] = "20"
-                    argv = [str(python), "-m", "uvicorn", module]
+                for label, reference in REFERENCES.items():
+                    env = child_env(
+                        {
+                            "BENCH_DATABASE_URL": base_url,
+                            "BENCH_SQLALCHEMY_DRIVER": reference.driver,
+                            "DATABASE_POOL_SIZE": "20",
+                            "DATABASE_MAX_OVERFLOW": "0",
+                        }
+                    )
+                    argv = [str(python), "-m", "uvicorn", reference.module]
                     server = Server(label, argv, REPO, env, workdir / f"ref-{len(targets)}.log")
-                    targets.append((label, server, ["get"]))
+                    targets.append((label, server, list(reference.endpoints)))
             for variant in options.variants:
                 endpoints_here = [
                     e

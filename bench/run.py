@@ -67,6 +67,8 @@ BASELINE_MODULES = {
     REFERENCE: "bench.baselines.fastapi_sqlalchemy:app",
 }
 PASSWORD = "bench-password-not-secret"
+OPEN_SECONDS = 1.0
+"""Seconds between opening a measured run's connections and its first request (wrk/report.lua)."""
 
 
 @dataclass(frozen=True)
@@ -475,17 +477,23 @@ def run_wrk(
     threads: int,
     workdir: Path,
     timeout: float,
+    open_seconds: float = 0,
 ) -> dict[str, int]:
+    """wrk's figures; with `open_seconds`, the connections are opened that long before the first
+    request is sent, and `duration_us` counts from then."""
+    threads = min(threads, connections)
     env = os.environ | {
         "BENCH_COOKIE": server.cookie,
         "BENCH_ITEMS": str(ITEMS),
         "BENCH_PREFIX": f"bench-{secrets.token_hex(4)}",
+        "BENCH_OPEN_MS": str(round(open_seconds * 1000)),
+        "BENCH_CONNECTIONS_PER_THREAD": str(connections // threads),
     }
     argv = [
         "wrk",
-        f"-t{min(threads, connections)}",
+        f"-t{threads}",
         f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
+        f"-d{max(1, round(duration + open_seconds))}s",
         "--timeout",
         f"{timeout:g}s",
         "-s",
@@ -499,6 +507,7 @@ def run_wrk(
     if match is None:
         raise RuntimeError(f"wrk gave no result:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, int] = json.loads(match.group(1))
+    result["duration_us"] -= round(open_seconds * 1e6)
     return result
 
 
@@ -515,7 +524,14 @@ def measure(
             server, endpoint, connections, options.warmup, options.threads, workdir, options.timeout
         )
     raw = run_wrk(
-        server, endpoint, connections, options.duration, options.threads, workdir, options.timeout
+        server,
+        endpoint,
+        connections,
+        options.duration,
+        options.threads,
+        workdir,
+        options.timeout,
+        open_seconds=OPEN_SECONDS,
     )
     rss, hwm = memory_mib(server.pid)
     detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}

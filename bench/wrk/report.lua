@@ -1,4 +1,22 @@
--- Appended to every benchmark script: one machine-readable line with the run's figures.
+-- Appended to every benchmark script.
+
+-- With BENCH_OPEN_MS, each connection's first request waits that long, so the server has
+-- accepted every connection before the load starts: libuv (uvloop) accepts one connection per
+-- event-loop iteration, and a burst of new connections against a busy loop would otherwise
+-- put the loop's iteration time, once per connection, into the first requests' latency.
+local open_ms = tonumber(os.getenv("BENCH_OPEN_MS") or "0")
+local first_requests = tonumber(os.getenv("BENCH_CONNECTIONS_PER_THREAD") or "0")
+if open_ms > 0 then
+   function delay()
+      if first_requests > 0 then
+         first_requests = first_requests - 1
+         return open_ms
+      end
+      return 0
+   end
+end
+
+-- One machine-readable line with the run's figures.
 function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
