@@ -1008,7 +1008,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"PostgreSQL: {server.origin} server; {ITEMS:,} items seeded; one uvicorn worker "
                 f"(uvloop, httptools) per service; wrk -t{options.threads} --timeout "
                 f"{options.timeout:g}s, "
-                f"{options.duration:g} s runs after {options.warmup:g} s warm-up; baselines re-run "
+                f"{options.duration:g} s runs after {options.warmup:g} s warm-up, on connections "
+                f"opened {OPEN_SECONDS:g} s before; baselines re-run "
                 f"every {options.baseline_every} variants, ratios against the runs either side.",
                 "Baselines: "
                 + versions(
