@@ -122,8 +122,8 @@ async def list_items(
     return [ItemRead.model_validate(item) for item in items]
 
 
-@app.post("/items", status_code=status.HTTP_201_CREATED)
-async def create_item(body: ItemCreate, session: SessionDep) -> ItemRead:
+async def add_item(session: AsyncSession, body: ItemCreate) -> ItemRead:
+    """The item inserted (flushed) in the session's transaction; 409 when the name is taken."""
     item = Item(**body.model_dump())
     session.add(item)
     try:
@@ -131,6 +131,11 @@ async def create_item(body: ItemCreate, session: SessionDep) -> ItemRead:
     except IntegrityError:
         raise HTTPException(status.HTTP_409_CONFLICT, "The name is taken.") from None
     return ItemRead.model_validate(item)
+
+
+@app.post("/items", status_code=status.HTTP_201_CREATED)
+async def create_item(body: ItemCreate, session: SessionDep) -> ItemRead:
+    return await add_item(session, body)
 
 
 @app.get("/auth/me")

@@ -18,11 +18,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from bench.baselines.common import database_url, pool_limits
-from bench.baselines.fastapi_sqlalchemy import Item, ItemCreate, ItemRead
+from bench.baselines.fastapi_sqlalchemy import Item, ItemCreate, ItemRead, add_item
 
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 DRIVER = os.environ.get("BENCH_SQLALCHEMY_DRIVER", "asyncpg")
@@ -69,10 +68,4 @@ async def get_item(item_id: int, session: ReadingSessionDep) -> ItemRead:
 
 @app.post("/items", status_code=status.HTTP_201_CREATED)
 async def create_item(body: ItemCreate, session: WritingSessionDep) -> ItemRead:
-    item = Item(**body.model_dump())
-    session.add(item)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, "The name is taken.") from None
-    return ItemRead.model_validate(item)
+    return await add_item(session, body)
