@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import empty_all_tables
+from tests.support.app import empty_all_tables
 
 STARTUP_SECONDS = 30
 
@@ -28,7 +28,7 @@ def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
     del engine  # requested for the schema it builds
     port = free_port()
     env = os.environ | {"DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "uvicorn", "tests.probe:create_probe_app", "--factory"]
+    command = [sys.executable, "-m", "uvicorn", "tests.support.app:create_test_app", "--factory"]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
         env=env,
