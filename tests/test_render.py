@@ -20,6 +20,14 @@ def always(_: Answers) -> bool:
     return True
 
 
+def has_users(answers: Answers) -> bool:
+    return answers["user_sessions"] != "none"
+
+
+def has_orders(answers: Answers) -> bool:
+    return has_users(answers) and bool(answers["with_examples"])
+
+
 # Which files a rendered project has, and when. `{package}` is the package_name.
 # (path, present-when); a path is required iff its predicate holds, and absent otherwise.
 EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
@@ -34,15 +42,73 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("src/{package}/__init__.py", always),
     ("src/{package}/main.py", always),
     ("src/{package}/settings.py", always),
-    ("src/{package}/db.py", always),
     ("src/{package}/errors.py", always),
     ("src/{package}/cli.py", always),
+    ("src/{package}/health.py", always),
+    ("src/{package}/routers.py", always),
+    ("src/{package}/models.py", always),
+    ("src/{package}/http_methods.py", always),
+    ("src/{package}/db/__init__.py", always),
+    ("src/{package}/db/base.py", always),
+    ("src/{package}/db/database.py", always),
+    ("src/{package}/db/pool.py", always),
+    ("src/{package}/db/queue.py", always),
+    ("src/{package}/db/reads.py", always),
+    ("src/{package}/db/engine.py", always),
+    ("src/{package}/db/transactions.py", always),
+    ("src/{package}/db/strategy.py", always),
+    ("src/{package}/db/driver.py", lambda a: a["database_driver"] != "aiosqlite"),
+    ("src/{package}/items/__init__.py", lambda a: bool(a["with_examples"])),
+    ("src/{package}/items/models.py", lambda a: bool(a["with_examples"])),
+    ("src/{package}/items/schemas.py", lambda a: bool(a["with_examples"])),
+    ("src/{package}/items/router.py", lambda a: bool(a["with_examples"])),
+    ("src/{package}/auth/__init__.py", has_users),
+    ("src/{package}/auth/models.py", has_users),
+    ("src/{package}/auth/schemas.py", has_users),
+    ("src/{package}/auth/router.py", has_users),
+    ("src/{package}/auth/dependencies.py", has_users),
+    ("src/{package}/auth/passwords.py", has_users),
+    ("src/{package}/auth/cookies.py", has_users),
+    ("src/{package}/auth/user_sessions.py", has_users),
+    ("src/{package}/auth/store.py", has_users),
+    ("src/{package}/auth/stored_session.py", lambda a: a["user_sessions"] == "database"),
+    ("src/{package}/auth/cli.py", lambda a: a["user_sessions"] == "database"),
+    ("src/{package}/orders/__init__.py", has_orders),
+    ("src/{package}/orders/models.py", has_orders),
+    ("src/{package}/orders/schemas.py", has_orders),
+    ("src/{package}/orders/router.py", has_orders),
+    ("src/{package}/orders/payments.py", has_orders),
     ("tests/conftest.py", always),
+    ("tests/support/app.py", always),
+    ("tests/support/probe.py", always),
+    ("tests/support/databases.py", always),
+    ("tests/support/migrate.py", always),
+    ("tests/support/users.py", has_users),
+    ("tests/support/session_data.py", has_users),
+    ("tests/support/payments.py", has_orders),
+    ("tests/test_health.py", always),
+    ("tests/test_cli.py", always),
+    ("tests/test_server.py", always),
+    ("tests/db/test_transactions.py", always),
+    ("tests/db/test_connection_queue.py", always),
+    ("tests/db/test_reads.py", always),
+    ("tests/db/test_migrations.py", always),
+    ("tests/db/test_sqlite_writers.py", lambda a: a["database_driver"] == "aiosqlite"),
+    ("tests/db/test_sqlite_file.py", lambda a: a["database_driver"] == "aiosqlite"),
+    ("tests/db/test_pgbouncer.py", lambda a: a["database_driver"] == "asyncpg"),
+    ("tests/db/test_explicit_strategy.py", lambda a: a["session_strategy"] == "explicit"),
+    ("tests/db/test_middleware_strategy.py", lambda a: a["session_strategy"] == "middleware"),
+    ("tests/db/test_unflushed_changes.py", lambda a: a["session_strategy"] != "explicit"),
+    ("tests/items/test_items.py", lambda a: bool(a["with_examples"])),
+    ("tests/auth/test_auth.py", has_users),
+    ("tests/auth/test_atomicity.py", has_users),
+    ("tests/auth/test_database_store.py", lambda a: a["user_sessions"] == "database"),
+    ("tests/auth/test_cookie_store.py", lambda a: a["user_sessions"] == "cookie"),
+    ("tests/orders/conftest.py", has_orders),
+    ("tests/orders/test_orders.py", has_orders),
     ("Dockerfile", lambda a: bool(a["docker"])),
     ("compose.yaml", lambda a: bool(a["docker"])),
     (".github/workflows/ci.yml", lambda a: a["ci"] == "github"),
-    ("src/{package}/api/items.py", lambda a: bool(a["with_examples"])),
-    ("tests/test_items.py", lambda a: bool(a["with_examples"])),
 ]
 # Never rendered: secrets live in the untracked .env that the post-copy task writes.
 NEVER_RENDERED = [".env"]
@@ -113,6 +179,24 @@ def test_files_present_as_chosen(rendered: Callable[[Answers], Path], answers: A
         if path.stat().st_size == 0 and path.name != "__init__.py" and path.name != "py.typed":
             problems.append(f"{path.relative_to(project)}: empty file")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("answers", VARIANTS, ids=answers_id)
+def test_no_python_file_beyond_the_expected_ones(
+    rendered: Callable[[Answers], Path], answers: Answers
+) -> None:
+    """Every module of src/ and tests/ is listed above: a new one must say when it renders."""
+    project = rendered(answers)
+    package = _package(project)
+    listed = {pattern.format(package=package) for pattern, _ in EXPECTED_FILES}
+    unlisted = [
+        str(path.relative_to(project))
+        for top in ("src", "tests")
+        for path in (project / top).rglob("*.py")
+        if str(path.relative_to(project)) not in listed
+        and path.name != "__init__.py"
+    ]
+    assert not unlisted, "rendered but not in EXPECTED_FILES:\n" + "\n".join(sorted(unlisted))
 
 
 @pytest.mark.parametrize("answers", VARIANTS, ids=answers_id)

@@ -35,8 +35,8 @@ from tests.update_helpers import (
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 PACKAGE = "my_service"  # the default package_name
-HEALTH = f"src/{PACKAGE}/api/health.py"
-HEALTH_TEMPLATE = "template/src/{{package_name}}/api/health.py.jinja"
+HEALTH = f"src/{PACKAGE}/health.py"
+HEALTH_TEMPLATE = "template/src/{{package_name}}/health.py.jinja"
 LIVE_ROUTE = '@router.get("/live")'
 
 # What v0.2.0 changes, and how the user edits a project (both checked after the update).
@@ -46,7 +46,7 @@ TEMPLATE_PYPROJECT_SECTION = '\n[tool.coverage.run]\nbranch = true\nsource = ["s
 TEMPLATE_NEW_FILE = ".editorconfig"
 USER_ROUTE = '@router.get("/livez")'
 USER_DEPENDENCY = '    "structlog>=25.1",\n'
-USER_FILE = f"src/{PACKAGE}/api/version.py"
+USER_FILE = f"src/{PACKAGE}/version.py"
 USER_FILE_TEXT = '"""The running version (added by the user)."""\n\nVERSION = "1.2.3"\n'
 USER_DOTENV = "DATABASE_URL=sqlite+aiosqlite:///./mine.db\n"
 
