@@ -1,5 +1,5 @@
-"""Self-tests of the harness: the matrix follows copier.yml, rendering takes the working tree,
-and the PostgreSQL fixture gives a server on which databases can be created."""
+"""Self-tests of toolkit/: the matrix follows copier.yml, rendering takes the working tree, and
+the PostgreSQL fixture gives a server on which databases can be created."""
 
 from __future__ import annotations
 
@@ -10,37 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import (
+from tests.update_helpers import git
+from toolkit.answers import (
     DRIVER_URL_SCHEME,
     MATRIX_QUESTIONS,
     choices,
     matrix_combinations,
-    render,
     suite_variants,
 )
-from tests.postgres import PostgresServer, find_psql, parse_server_url
-
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "template-tests@example.invalid",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "template-tests@example.invalid",
-    # CI may have no git identity, and a developer's global config (signing, hooks) must not leak in
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """git with an identity from the environment, so no global git config is needed."""
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+from toolkit.postgres import PostgresServer, find_psql, parse_server_url
+from toolkit.render import render
 
 
 def test_matrix_follows_copier_yml() -> None:
@@ -52,13 +31,13 @@ def test_matrix_follows_copier_yml() -> None:
     assert len(ids) == len(set(ids)), "variant ids collide"
     assert len(variants) == expected + sizes[0] * sizes[1]
     assert set(choices("user_sessions")) == {
-        v.answers["user_sessions"] for v in variants if not v.answers["with_examples"]
+        v.user_sessions for v in variants if not v.with_examples
     }
 
 
 def test_every_driver_has_a_url_scheme() -> None:
     unknown = set(choices("database_driver")) - set(DRIVER_URL_SCHEME)
-    assert not unknown, f"teach tests/harness.py DRIVER_URL_SCHEME the drivers {sorted(unknown)}"
+    assert not unknown, f"teach toolkit/answers.py DRIVER_URL_SCHEME the drivers {sorted(unknown)}"
 
 
 def test_render_takes_uncommitted_and_untracked_changes(tmp_path: Path) -> None:
