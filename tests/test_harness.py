@@ -3,8 +3,6 @@ the PostgreSQL fixture gives a server on which databases can be created."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from toolkit.answers import (
     matrix_combinations,
     suite_variants,
 )
-from toolkit.postgres import PostgresServer, find_psql, parse_server_url
+from toolkit.postgres import Postgres, PostgresServer, find_psql, parse_server_url
 from toolkit.render import render
 
 
@@ -87,39 +85,16 @@ def test_parse_server_url() -> None:
 
 @pytest.mark.postgres
 def test_pg_server_accepts_create_database(pg_server: PostgresServer) -> None:
-    psql = find_psql()
-    if psql is None:
+    if find_psql() is None:
         pytest.skip("psql not found; the PostgreSQL variants exercise the server instead")
-    name = f"harness_{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-    if pg_server.password is not None:
-        env["PGPASSWORD"] = pg_server.password
-
-    def sql(statement: str, database: str | None = None) -> str:
-        proc = subprocess.run(
-            [
-                psql,
-                pg_server.url(database=database),
-                "-XAtq",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                statement,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 0, f"psql {statement!r}: {proc.stdout}{proc.stderr}"
-        return proc.stdout.strip()
-
-    assert sql("SELECT 1") == "1"
-    sql(f"CREATE DATABASE {name}")
+    pg = Postgres(pg_server, cluster=None)
+    name = f"toolkit_{uuid.uuid4().hex[:12]}"
+    assert pg.scalar("SELECT 1") == "1"
+    pg.create_database(name)
     try:
-        assert sql("SELECT current_database()", database=name) == name
+        assert pg.scalar("SELECT current_database()", database=name) == name
     finally:
-        sql(f"DROP DATABASE {name}")
-    max_connections = int(sql("SHOW max_connections"))
+        pg.drop_database(name)
+    assert name not in {row[0] for row in pg.query("SELECT datname FROM pg_database")}
+    max_connections = int(pg.scalar("SHOW max_connections"))
     assert max_connections >= 100, f"max_connections={max_connections} is too low for the suites"
