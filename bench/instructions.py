@@ -29,22 +29,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.run import (
-    ENDPOINTS,
-    ITEMS,
-    REPO,
+from bench.load import ENDPOINTS, run_wrk
+from bench.options import endpoints_for, parse_args
+from bench.services import (
     Server,
-    check_run,
-    child_env,
+    baseline_server,
     log,
     log_in,
-    parse_args,
-    postgres,
+    prepare_baseline_database,
     prepare_baselines,
     prepare_variant,
-    run_wrk,
     variant_server,
 )
+from toolkit.postgres import postgres
 
 
 @dataclass(frozen=True)
@@ -155,43 +152,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[tuple[str, str, float, int]] = []
     servers: list[Server] = []
     try:
-        with postgres(options.database_url, 200) as pg:
+        with postgres(options.database_url) as pg:
             python = prepare_baselines(workdir, None)
-            check_run(
-                [str(python), "-m", "bench.dbtool", "createdb", pg.url(), "bench_base"],
-                REPO,
-                child_env(),
-            )
-            base_url = pg.url("postgresql", "bench_base")
             token = secrets.token_urlsafe(32)
-            check_run(
-                [str(python), "-m", "bench.dbtool", "baseline", base_url, str(ITEMS), token],
-                REPO,
-                child_env(),
-            )
+            base_url = prepare_baseline_database(python, pg.server, token)
             targets: list[tuple[str, Server, list[str]]] = []
             if not args.no_references:
                 for label, reference in REFERENCES.items():
-                    env = child_env(
-                        {
-                            "BENCH_DATABASE_URL": base_url,
-                            "BENCH_SQLALCHEMY_DRIVER": reference.driver,
-                            "DATABASE_POOL_SIZE": "20",
-                            "DATABASE_MAX_OVERFLOW": "0",
-                        }
-                    )
-                    argv = [str(python), "-m", "uvicorn", reference.module]
-                    server = Server(label, argv, REPO, env, workdir / f"ref-{len(targets)}.log")
+                    env = {
+                        "BENCH_DATABASE_URL": base_url,
+                        "BENCH_SQLALCHEMY_DRIVER": reference.driver,
+                        "DATABASE_POOL_SIZE": "20",
+                        "DATABASE_MAX_OVERFLOW": "0",
+                    }
+                    log_path = workdir / f"ref-{len(targets)}.log"
+                    server = baseline_server(label, reference.module, python, log_path, env)
                     targets.append((label, server, list(reference.endpoints)))
             for variant in options.variants:
-                endpoints_here = [
-                    e
-                    for e in endpoints
-                    if not (ENDPOINTS[e].needs_user and variant.user_sessions == "none")
-                ]
-                prepared = prepare_variant(variant, endpoints_here, workdir, pg, python, options)
+                endpoints_here = endpoints_for(variant, options)
+                prepared = prepare_variant(
+                    variant,
+                    endpoints_here,
+                    workdir,
+                    pg.server,
+                    python,
+                    python=None,
+                    suite=False,
+                )
                 targets.append(
-                    (variant.name, variant_server(prepared, workdir, options), endpoints_here)
+                    (variant.label, variant_server(prepared, workdir, {}), endpoints_here)
                 )
             for n, (label, server, wanted) in enumerate(targets):
                 out = workdir / f"callgrind.{n}.out"

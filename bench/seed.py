@@ -13,7 +13,7 @@ from sqlalchemy import insert, text
 
 async def seed(package: str, count: int) -> None:
     settings = importlib.import_module(f"{package}.settings").Settings()
-    database = importlib.import_module(f"{package}.database").Database.from_settings(settings)
+    database = importlib.import_module(f"{package}.db").Database.from_settings(settings)
     item = importlib.import_module(f"{package}.models").Item
     rows = [
         {"name": f"item-{n:06d}", "price_cents": (n * 37) % 100_000, "stock": 1000}

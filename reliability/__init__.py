@@ -1,4 +1,4 @@
-"""Reliability suite of the template (issue 5): generated services under load, faults and bad
+"""Reliability suite of the template: generated services under load, faults and bad
 input, and past one process. See reliability/README.md.
 
     uv run python -m reliability --quick    # CI: 3 variants, every check, smaller loads

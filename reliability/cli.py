@@ -15,16 +15,16 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from reliability.checks import CHECKS, applies
-from reliability.pg import Postgres, postgres
-from reliability.project import Project, Variant, unprivileged_python
+from reliability.checks import Check, registry
+from reliability.project import Project, unprivileged_python
 from reliability.report import FAIL, Row, format_rows, matrix, summary
 from reliability.target import SQLITE_OS_USER, Sizes, Target
-from tests.postgres import PostgresUnavailable
+from toolkit.answers import Variant, choices
+from toolkit.postgres import Postgres, PostgresUnavailable, environment_url, postgres
 
-DRIVERS = ("aiosqlite", "asyncpg", "psycopg")
-STRATEGIES = ("transaction", "explicit", "middleware")
-USER_SESSIONS = ("database", "cookie", "none")
+DRIVERS = choices("database_driver")
+STRATEGIES = choices("session_strategy")
+USER_SESSIONS = choices("user_sessions")
 
 QUICK_VARIANTS = [
     Variant("aiosqlite", "middleware", "database"),
@@ -34,12 +34,13 @@ QUICK_VARIANTS = [
 
 
 def full_variants() -> list[Variant]:
-    """Every driver × strategy with database sessions; each driver once more with signed-cookie
-    sessions and once without users (strategies rotating)."""
-    variants = [Variant(d, s, "database") for d in DRIVERS for s in STRATEGIES]
+    """Every driver × strategy with the first user-session style (server-side sessions); each
+    driver once more with every other style (signed cookies, no users), strategies rotating."""
+    first, *others = USER_SESSIONS
+    variants = [Variant(d, s, first) for d in DRIVERS for s in STRATEGIES]
     for i, driver in enumerate(DRIVERS):
-        variants.append(Variant(driver, STRATEGIES[(i + 1) % 3], "cookie"))
-        variants.append(Variant(driver, STRATEGIES[(i + 2) % 3], "none"))
+        for k, user_sessions in enumerate(others, start=1):
+            variants.append(Variant(driver, STRATEGIES[(i + k) % len(STRATEGIES)], user_sessions))
     return variants
 
 
@@ -72,7 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check",
         action="append",
-        choices=list(CHECKS),
+        choices=list(registry()),
         help="only these checks (repeatable; default all)",
     )
     parser.add_argument(
@@ -109,11 +110,7 @@ def select_variants(args: argparse.Namespace) -> list[Variant]:
     if args.user_sessions:
         variants = [v for v in variants if v.user_sessions in args.user_sessions]
     for variant in variants:
-        if (
-            variant.driver not in DRIVERS
-            or variant.strategy not in STRATEGIES
-            or variant.user_sessions not in USER_SESSIONS
-        ):
+        if not variant.is_known():
             raise SystemExit(f"unknown variant {variant.id}")
     return variants
 
@@ -127,28 +124,29 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
 
 
 async def run_target(
-    target: Target, checks: list[str], rows: list[Row], deadline: float, check_timeout: float
+    target: Target, checks: list[Check], rows: list[Row], deadline: float, check_timeout: float
 ) -> None:
-    for name in checks:
-        if not applies(name, target.variant):
+    variant = target.variant.id
+    for check in checks:
+        if not check.applies(target.variant):
             continue
         if time.monotonic() > deadline:
             rows.append(
-                Row(target.variant.id, name, "not run", failed=["the suite's deadline passed"])
+                Row(variant, check.label, "not run", failed=["the suite's deadline passed"])
             )
             continue
         started = time.monotonic()
-        print(f"  … {target.variant.id}: {name}", flush=True)
+        print(f"  … {variant}: {check.name}", flush=True)
         try:
-            new_rows = await asyncio.wait_for(CHECKS[name](target), check_timeout)
+            new_rows = await asyncio.wait_for(check.run(target), check_timeout)
         except TimeoutError:
             new_rows = [
-                Row(target.variant.id, name, "", failed=[f"timed out after {check_timeout:.0f}s"])
+                Row(variant, check.label, "", failed=[f"timed out after {check_timeout:.0f}s"])
             ]
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(exc)).strip()
             print(traceback.format_exc(), file=sys.stderr)
-            new_rows = [Row(target.variant.id, name, "", failed=[f"crashed: {detail[:600]}"])]
+            new_rows = [Row(variant, check.label, "", failed=[f"crashed: {detail[:600]}"])]
         took = time.monotonic() - started
         for row in new_rows:
             row.seconds = row.seconds or took
@@ -182,14 +180,14 @@ def prepare(variants: list[Variant], workdir: Path) -> dict[Variant, Project | s
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     variants = select_variants(args)
-    checks = args.check or list(CHECKS)
+    checks = [registry()[name] for name in args.check or registry()]
     sizes = Sizes.quick() if args.quick else Sizes.full()
     deadline_minutes = args.deadline or (10 if args.quick else 60)
     check_timeout = args.check_timeout or (180 if args.quick else 420)
     if args.list or not variants:
         print(f"mode: {'quick' if args.quick else 'full'}; sizes: {sizes}")
         for variant in variants:
-            print(f"  {variant.id}: {', '.join(c for c in checks if applies(c, variant))}")
+            print(f"  {variant.id}: {', '.join(c.name for c in checks if c.applies(variant))}")
         return 0 if variants else 2
 
     started = time.monotonic()
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(workdir, 0o755)
     print(
         f"reliability suite ({'quick' if args.quick else 'full'}): {len(variants)} variants, "
-        f"checks {', '.join(checks)}; work directory {workdir}",
+        f"checks {', '.join(c.name for c in checks)}; work directory {workdir}",
         flush=True,
     )
     rows: list[Row] = []
@@ -209,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             pg: Postgres | None = None
             if any(v.is_postgres for v in variants):
                 try:
-                    pg = stack.enter_context(postgres())
+                    pg = stack.enter_context(postgres(environment_url()))
                 except PostgresUnavailable as exc:
                     print(f"PostgreSQL unavailable:\n{exc}", file=sys.stderr)
                     return 2

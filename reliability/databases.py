@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from reliability.pg import Postgres
 from reliability.server import Server
+from toolkit.postgres import Postgres
 
 
 class Database(Protocol):
@@ -54,8 +54,7 @@ class PgDatabase:
 
     @classmethod
     def clone(cls, pg: Postgres, template: str, name: str, scheme: str) -> PgDatabase:
-        pg.query(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        pg.query(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        pg.create_database(name, template=template)
         return cls(pg, name, pg.url(scheme, name))
 
     def rows(self, sql: str) -> list[tuple[str, ...]]:

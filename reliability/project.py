@@ -9,10 +9,11 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from reliability.pg import drop_privileges
-from tests.harness import base_python, project_env, render, run
+from toolkit.answers import Variant
+from toolkit.environment import base_python, project_env
+from toolkit.processes import drop_privileges, run
+from toolkit.render import render
 
 # Served by every server process of the suite: the project's own application, with the payment
 # gateway replaced by a fake that declines charges of an odd number of cents (the generated tests'
@@ -66,57 +67,6 @@ def unprivileged_python(user: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Variant:
-    driver: str
-    strategy: str
-    user_sessions: str
-    with_examples: bool = True
-
-    @property
-    def id(self) -> str:
-        suffix = "" if self.with_examples else "-no-examples"
-        return f"{self.driver}-{self.strategy}-{self.user_sessions}{suffix}"
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.driver != "aiosqlite"
-
-    @property
-    def has_users(self) -> bool:
-        return self.user_sessions != "none"
-
-    @property
-    def has_orders(self) -> bool:
-        return self.has_users and self.with_examples
-
-    @property
-    def url_scheme(self) -> str:
-        return "sqlite+aiosqlite" if self.driver == "aiosqlite" else f"postgresql+{self.driver}"
-
-    @property
-    def answers(self) -> dict[str, Any]:
-        return {
-            "database_driver": self.driver,
-            "session_strategy": self.strategy,
-            "user_sessions": self.user_sessions,
-            "with_examples": self.with_examples,
-            "ci": "none",
-            "docker": False,
-        }
-
-    @classmethod
-    def parse(cls, text: str) -> Variant:
-        """`driver-strategy-user_sessions[-no-examples]`."""
-        parts = text.split("-")
-        examples = True
-        if parts[-2:] == ["no", "examples"]:
-            parts, examples = parts[:-2], False
-        if len(parts) != 3:
-            raise ValueError(f"variant {text!r} is not driver-strategy-user_sessions")
-        return cls(parts[0], parts[1], parts[2], examples)
-
-
 @dataclass
 class Project:
     variant: Variant
@@ -132,7 +82,7 @@ class Project:
         return self.root / ".venv" / "bin" / "python"
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The generated project's environment: nothing of ours leaks in (harness.project_env)."""
+        """The generated project's environment: nothing of ours leaks in."""
         return project_env(extra)
 
     def prepare(self, python: str | None = None) -> None:
@@ -141,10 +91,8 @@ class Project:
         when a step fails."""
         render(self.root, self.variant.answers, skip_tasks=True)
         env = self.env({"UV_COMPILE_BYTECODE": "1", **({"UV_PYTHON": python} if python else {})})
-        result = run(["uv", "sync", "--no-dev"], self.root, env=env, timeout=900)
+        result = run(["uv", "sync", "--no-dev"], self.root, env=env, timeout=900).check("uv sync")
         self.timings["sync"] = result.seconds
-        if not result.ok:
-            raise RuntimeError(f"uv sync failed:\n{result.describe()}")
         (self.root / f"{SERVED_APP_MODULE}.py").write_text(
             _SERVED_APP_SOURCE.format(package=self.package)
         )
@@ -159,11 +107,9 @@ class Project:
 
     def migrate(self, env: Mapping[str, str]) -> None:
         """`<slug> db upgrade` with the servers' environment (`env`)."""
-        result = run(
+        run(
             [str(self.root / ".venv" / "bin" / self.slug), "db", "upgrade"],
             self.root,
             env=dict(env),
             timeout=120,
-        )
-        if not result.ok:
-            raise RuntimeError(f"migration failed:\n{result.describe()}")
+        ).check("migration")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reliability.databases import Database, PgDatabase, SqliteDatabase
-from reliability.pg import Postgres
-from reliability.project import Project, Variant
+from reliability.project import Project
 from reliability.server import Server
+from toolkit.answers import Variant
+from toolkit.postgres import Postgres
 
 # Servers run as in production: secure cookies, full-cost password hashing, secrets required.
 SESSION_SECRET_KEYS = f'["{secrets.token_urlsafe(48)}"]'

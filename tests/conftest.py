@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.postgres import PostgresServer, PostgresUnavailable, postgres_server
+from toolkit.postgres import PostgresServer, PostgresUnavailable, environment_url, postgres
 
 _VARIANT_TIMINGS: list[tuple[str, str, str]] = []  # (test id, outcome, timings)
 
@@ -22,7 +22,7 @@ def pg_server() -> Iterator[PostgresServer]:
     both ways. Never a skip."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(postgres_server())
+            server = stack.enter_context(postgres(environment_url())).server
         except PostgresUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
         yield server

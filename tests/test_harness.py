@@ -1,46 +1,23 @@
-"""Self-tests of the harness: the matrix follows copier.yml, rendering takes the working tree,
-and the PostgreSQL fixture gives a server on which databases can be created."""
+"""Self-tests of toolkit/: the matrix follows copier.yml, rendering takes the working tree, and
+the PostgreSQL fixture gives a server on which databases can be created."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.harness import (
+from tests.update_helpers import git
+from toolkit.answers import (
     DRIVER_URL_SCHEME,
     MATRIX_QUESTIONS,
     choices,
     matrix_combinations,
-    render,
     suite_variants,
 )
-from tests.postgres import PostgresServer, find_psql, parse_server_url
-
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "template-tests@example.invalid",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "template-tests@example.invalid",
-    # CI may have no git identity, and a developer's global config (signing, hooks) must not leak in
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """git with an identity from the environment, so no global git config is needed."""
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+from toolkit.postgres import Postgres, PostgresServer, find_psql, parse_server_url
+from toolkit.render import render
 
 
 def test_matrix_follows_copier_yml() -> None:
@@ -52,13 +29,13 @@ def test_matrix_follows_copier_yml() -> None:
     assert len(ids) == len(set(ids)), "variant ids collide"
     assert len(variants) == expected + sizes[0] * sizes[1]
     assert set(choices("user_sessions")) == {
-        v.answers["user_sessions"] for v in variants if not v.answers["with_examples"]
+        v.user_sessions for v in variants if not v.with_examples
     }
 
 
 def test_every_driver_has_a_url_scheme() -> None:
     unknown = set(choices("database_driver")) - set(DRIVER_URL_SCHEME)
-    assert not unknown, f"teach tests/harness.py DRIVER_URL_SCHEME the drivers {sorted(unknown)}"
+    assert not unknown, f"teach toolkit/answers.py DRIVER_URL_SCHEME the drivers {sorted(unknown)}"
 
 
 def test_render_takes_uncommitted_and_untracked_changes(tmp_path: Path) -> None:
@@ -108,39 +85,16 @@ def test_parse_server_url() -> None:
 
 @pytest.mark.postgres
 def test_pg_server_accepts_create_database(pg_server: PostgresServer) -> None:
-    psql = find_psql()
-    if psql is None:
+    if find_psql() is None:
         pytest.skip("psql not found; the PostgreSQL variants exercise the server instead")
-    name = f"harness_{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-    if pg_server.password is not None:
-        env["PGPASSWORD"] = pg_server.password
-
-    def sql(statement: str, database: str | None = None) -> str:
-        proc = subprocess.run(
-            [
-                psql,
-                pg_server.url(database=database),
-                "-XAtq",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                statement,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 0, f"psql {statement!r}: {proc.stdout}{proc.stderr}"
-        return proc.stdout.strip()
-
-    assert sql("SELECT 1") == "1"
-    sql(f"CREATE DATABASE {name}")
+    pg = Postgres(pg_server, cluster=None)
+    name = f"toolkit_{uuid.uuid4().hex[:12]}"
+    assert pg.scalar("SELECT 1") == "1"
+    pg.create_database(name)
     try:
-        assert sql("SELECT current_database()", database=name) == name
+        assert pg.scalar("SELECT current_database()", database=name) == name
     finally:
-        sql(f"DROP DATABASE {name}")
-    max_connections = int(sql("SHOW max_connections"))
+        pg.drop_database(name)
+    assert name not in {row[0] for row in pg.query("SELECT datname FROM pg_database")}
+    max_connections = int(pg.scalar("SHOW max_connections"))
     assert max_connections >= 100, f"max_connections={max_connections} is too low for the suites"

@@ -1,4 +1,4 @@
-"""copier.yml: defaults, validators, the answers file, determinism (PRODUCT.md §2, §9)."""
+"""copier.yml: defaults, validators, the answers file, determinism."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import choices, default, iter_files, questions, render, template_is_dirty
+from toolkit.answers import choices, default, questions
+from toolkit.render import iter_files, render, template_is_dirty
 
 ANSWERS_FILE = ".copier-answers.yml"
 SECRET_KEY = re.compile(r"secret|password|passwd|token|private|api_?key|credential", re.I)
 
-# The defaults of PRODUCT.md §2 that the rest of the suite (and users) rely on.
+# The defaults that the rest of the suite (and users) rely on.
 EXPECTED_DEFAULTS = {
     "project_name": "My Service",
     "project_slug": "my-service",

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from reliability.checks import CHECKS, applies
+from reliability.checks import registry
 from reliability.cli import QUICK_VARIANTS, full_variants, main
-from reliability.project import Variant
-from tests.harness import choices
+from toolkit.answers import Variant, choices
 
 
 @pytest.mark.parametrize("plan", ["quick", "full"])
@@ -27,8 +26,23 @@ def test_full_plan_has_every_driver_and_strategy_with_database_sessions() -> Non
 
 
 def test_each_check_runs_somewhere_in_the_quick_plan() -> None:
-    for check in CHECKS:
-        assert any(applies(check, v) for v in QUICK_VARIANTS), check
+    for check in registry().values():
+        assert any(check.applies(v) for v in QUICK_VARIANTS), check.name
+
+
+def test_the_registry_finds_every_check_module_in_order() -> None:
+    checks = registry()
+    assert list(checks) == [
+        "pool",
+        "outage",
+        "load",
+        "sqlite-writers",
+        "oversell",
+        "pgbouncer",
+        "scale-out",
+        "bad-input",
+    ]
+    assert [c.order for c in checks.values()] == sorted(c.order for c in checks.values())
 
 
 def test_variant_ids_parse_back() -> None:

@@ -1,4 +1,4 @@
-"""Every variant renders cleanly: no leftover Jinja, the right files, ruff-clean (PRODUCT.md §9)."""
+"""Every variant renders cleanly: no leftover Jinja, the right files, ruff-clean."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import answers_id, iter_files, render, render_variants
+from toolkit.answers import answers_id, render_variants
+from toolkit.render import iter_files, render
 
 Answers = Mapping[str, Any]
 

@@ -1,4 +1,4 @@
-"""`copier update` keeps generated projects current (PRODUCT.md §9, last bullet).
+"""`copier update` keeps generated projects current: template fixes reach edited projects.
 
 A throwaway git copy of the template (the working tree, uncommitted changes included) is released
 as v0.1.0, changed the way a template release changes things, and released as v0.2.0. Projects are
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import choices
 from tests.update_helpers import (
     TEMPLATE_ROOT,
     TemplateRepo,
@@ -32,6 +31,7 @@ from tests.update_helpers import (
     unmerged_paths,
     update_project,
 )
+from toolkit.answers import choices
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 PACKAGE = "my_service"  # the default package_name

@@ -1,5 +1,5 @@
-"""Every variant is rendered, installed with uv and passes its own full check suite
-(PRODUCT.md §9): `uv sync`, `uv run pytest`, `uv run mypy --strict src tests`,
+"""Every variant is rendered, installed with uv and passes its own full check suite:
+`uv sync`, `uv run pytest`, `uv run mypy --strict src tests`,
 `uv run ruff check`, `uv run ruff format --check`. PostgreSQL variants run against a real server."""
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import DRIVER_URL_SCHEME, Variant, project_env, render, run, suite_variants
-from tests.postgres import PostgresServer
+from toolkit.answers import Variant, suite_variants
+from toolkit.environment import project_env
+from toolkit.postgres import PostgresServer
+from toolkit.processes import run
+from toolkit.render import render
 
 # (label, command, timeout in seconds) — the generated project's contract, in order.
 CHECKS: list[tuple[str, list[str], float]] = [
@@ -38,11 +41,10 @@ def mypy_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
 
 
 def database_env(variant: Variant, request: pytest.FixtureRequest) -> dict[str, str]:
-    scheme = DRIVER_URL_SCHEME[variant.driver]
-    if scheme is None:
+    if not variant.is_postgres:
         return {}  # SQLite: the generated project uses its own temporary file
     server: PostgresServer = request.getfixturevalue("pg_server")
-    url = server.url(scheme)
+    url = server.url(variant.url_scheme)
     return {"TEST_DATABASE_URL": url, "DATABASE_URL": url}
 
 

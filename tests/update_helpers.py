@@ -14,7 +14,8 @@ from typing import Any
 import copier
 import yaml
 
-TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+from toolkit.answers import TEMPLATE_ROOT
+
 ANSWERS_FILE = ".copier-answers.yml"
 
 # The tests' own git commands (copier sets its own identity for its internal commits): CI may have
