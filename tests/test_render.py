@@ -194,8 +194,7 @@ def test_no_python_file_beyond_the_expected_ones(
         str(path.relative_to(project))
         for top in ("src", "tests")
         for path in (project / top).rglob("*.py")
-        if str(path.relative_to(project)) not in listed
-        and path.name != "__init__.py"
+        if str(path.relative_to(project)) not in listed and path.name != "__init__.py"
     ]
     assert not unlisted, "rendered but not in EXPECTED_FILES:\n" + "\n".join(sorted(unlisted))
 
