@@ -24,21 +24,20 @@ _SERVED_APP_SOURCE = '''\
 """Written by the template's reliability suite; not part of the project."""
 
 from {package}.main import app
-
-try:
-    from {package}.payments import PaymentDeclinedError, get_payment_gateway
-except ImportError:  # this variant has no orders
-    pass
-else:
-
-    class OddAmountsDeclined:
-        async def charge(self, *, amount_cents: int, reference: str) -> None:
-            if amount_cents % 2:
-                raise PaymentDeclinedError(reference)
-
-    _gateway = OddAmountsDeclined()
-    app.dependency_overrides[get_payment_gateway] = lambda: _gateway
 '''
+_DECLINING_GATEWAY_SOURCE = """
+from {package}.orders.payments import PaymentDeclinedError, get_payment_gateway
+
+
+class OddAmountsDeclined:
+    async def charge(self, *, amount_cents: int, reference: str) -> None:
+        if amount_cents % 2:
+            raise PaymentDeclinedError(reference)
+
+
+_gateway = OddAmountsDeclined()
+app.dependency_overrides[get_payment_gateway] = lambda: _gateway
+"""
 
 
 def unprivileged_python(user: str) -> str | None:
@@ -95,6 +94,11 @@ class Project:
         self.timings["sync"] = result.seconds
         (self.root / f"{SERVED_APP_MODULE}.py").write_text(
             _SERVED_APP_SOURCE.format(package=self.package)
+            + (
+                _DECLINING_GATEWAY_SOURCE.format(package=self.package)
+                if self.variant.has_orders
+                else ""
+            )
         )
         # Servers may run as an unprivileged user (SQLite checks, when we are root): they must be
         # able to read the project and its virtual environment.
