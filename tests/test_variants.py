@@ -1,5 +1,5 @@
 """Every variant is rendered, installed with uv and passes its own full check suite:
-`uv sync`, `uv run pytest`, `uv run mypy --strict src tests`,
+`uv sync`, `uv run pytest`, `uv run mypy --strict src tests scripts`,
 `uv run ruff check`, `uv run ruff format --check`. PostgreSQL variants run against a real server."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from toolkit.render import render
 # (label, command, timeout in seconds) — the generated project's contract, in order.
 CHECKS: list[tuple[str, list[str], float]] = [
     ("pytest", ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], 1200),
-    ("mypy", ["uv", "run", "mypy", "--strict", "src", "tests"], 900),
+    ("mypy", ["uv", "run", "mypy", "--strict", "src", "tests", "scripts"], 900),
     ("ruff check", ["uv", "run", "ruff", "check"], 180),
     ("ruff format", ["uv", "run", "ruff", "format", "--check"], 180),
 ]
