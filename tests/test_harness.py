@@ -15,6 +15,8 @@ from toolkit.answers import (
     choices,
     matrix_combinations,
     suite_variants,
+    uncovered_pairs,
+    varied_questions,
 )
 from toolkit.postgres import Postgres, PostgresServer, find_psql, parse_server_url
 from toolkit.render import render
@@ -98,3 +100,31 @@ def test_pg_server_accepts_create_database(pg_server: PostgresServer) -> None:
     assert name not in {row[0] for row in pg.query("SELECT datname FROM pg_database")}
     max_connections = int(pg.scalar("SHOW max_connections"))
     assert max_connections >= 100, f"max_connections={max_connections} is too low for the suites"
+
+
+def test_every_pair_of_answers_is_fully_checked() -> None:
+    """Every pair of values over all questions with a closed set of answers (choices or bool,
+    any added later included) meets in at least one variant of the full checks."""
+    names = set(varied_questions())
+    assert {
+        "database_driver",
+        "session_strategy",
+        "user_sessions",
+        "with_examples",
+        "python_version",
+        "ci",
+        "docker",
+    } <= names, f"copier.yml's varied questions: {sorted(names)}"
+    missing = uncovered_pairs([variant.answers for variant in suite_variants()])
+    assert not missing, "never checked together:\n" + "\n".join(
+        f"{a}={x!r} with {b}={y!r}" for a, x, b, y in sorted(missing, key=str)
+    )
+
+
+def test_uncovered_pairs_sees_a_missing_pair() -> None:
+    """The coverage test can fail: drop the only variant that holds a pair, and it is reported."""
+    variants = suite_variants()
+    docker_py313 = [v for v in variants if v.docker and v.python_version == "3.13"]
+    assert docker_py313, "no variant checks Docker with Python 3.13"
+    rest = [v.answers for v in variants if v not in docker_py313]
+    assert ("python_version", "3.13", "docker", True) in uncovered_pairs(rest)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -83,12 +83,19 @@ class Variant:
     with_examples: bool = True
     ci: str = "none"
     docker: bool = False
+    python_version: str = "3.11"
 
     @property
     def id(self) -> str:
         """`driver-strategy-user_sessions`, `-no-examples` appended for a skeleton."""
         suffix = "" if self.with_examples else "-no-examples"
         return f"{self.driver}-{self.strategy}-{self.user_sessions}{suffix}"
+
+    @property
+    def long_id(self) -> str:
+        """`id` with the Python version, CI and Docker answers (test ids of the full checks)."""
+        extras = [f"py{self.python_version}", f"ci-{self.ci}", "docker" if self.docker else ""]
+        return "-".join([self.id, *filter(None, extras)])
 
     @property
     def label(self) -> str:
@@ -120,6 +127,7 @@ class Variant:
             "with_examples": self.with_examples,
             "ci": self.ci,
             "docker": self.docker,
+            "python_version": self.python_version,
         }
 
     @classmethod
@@ -149,32 +157,90 @@ def matrix_combinations() -> list[dict[str, Any]]:
     return [dict(zip(MATRIX_QUESTIONS, combo, strict=True)) for combo in itertools.product(*axes)]
 
 
+# The answers that the full checks vary besides MATRIX_QUESTIONS and with_examples: every pair of
+# values over all questions appears in at least one fully checked variant (tests/test_harness.py).
+# Listed cheapest first: when several values cover as many new pairs, the first wins.
+PAIRED_QUESTIONS = ("python_version", "ci", "docker")
+
+
+def answer_values(question: str) -> list[Any]:
+    """The values a question can take: its choices, or False/True for a bool question."""
+    if questions()[question].get("type") == "bool":
+        return [False, True]
+    return choices(question)
+
+
+def varied_questions() -> list[str]:
+    """Every asked question with a closed set of values (choices or bool), in copier.yml order."""
+    return [
+        name
+        for name, spec in questions().items()
+        if spec.get("when") is not False and (spec.get("choices") or spec.get("type") == "bool")
+    ]
+
+
+def uncovered_pairs(rows: Iterable[Mapping[str, Any]]) -> set[tuple[str, Any, str, Any]]:
+    """The (question, value, question, value) pairs over varied_questions() that no row holds."""
+    names = varied_questions()
+    wanted = {
+        (a, x, b, y)
+        for a, b in itertools.combinations(names, 2)
+        for x in answer_values(a)
+        for y in answer_values(b)
+    }
+    for row in rows:
+        wanted -= {(a, row.get(a), b, row.get(b)) for a, b in itertools.combinations(names, 2)}
+    return wanted
+
+
 def suite_variants() -> list[Variant]:
     """The variants whose generated project is installed and fully checked (test_variants.py):
 
-    * every database_driver × session_strategy × user_sessions, with examples (copier.yml's
-      defaults for ci/docker);
-    * every database_driver × session_strategy without examples, as a bare skeleton
-      (ci=none, docker=false); user_sessions rotates (Latin square) so that every
-      user_sessions value meets every driver and every strategy without examples.
+    * every database_driver × session_strategy × user_sessions, with examples;
+    * every database_driver × session_strategy without examples, as a bare skeleton;
+      user_sessions rotates (Latin square) so that every user_sessions value meets every driver
+      and every strategy without examples;
+    * python_version, ci and docker given to them greedily, in order, so that every pair of
+      answer values over all questions appears at least once (with the cheapest values where a
+      pair no longer needs them).
     """
-    ci, docker = default("ci"), default("docker")
-    variants = [
-        Variant(
-            combo["database_driver"],
-            combo["session_strategy"],
-            combo["user_sessions"],
-            ci=ci,
-            docker=docker,
-        )
-        for combo in matrix_combinations()
+    base = [
+        Variant(c["database_driver"], c["session_strategy"], c["user_sessions"])
+        for c in matrix_combinations()
     ]
     user_sessions = choices("user_sessions")
     for i, driver in enumerate(choices("database_driver")):
         for j, strategy in enumerate(choices("session_strategy")):
             us = user_sessions[(i + j) % len(user_sessions)]
-            variants.append(Variant(driver, strategy, us, with_examples=False))
+            base.append(Variant(driver, strategy, us, with_examples=False))
+    options = sorted(
+        (
+            dict(zip(PAIRED_QUESTIONS, values, strict=True))
+            for values in itertools.product(*(answer_values(q) for q in PAIRED_QUESTIONS))
+        ),
+        key=lambda option: sum(_cost(q, v) for q, v in option.items()),
+    )
+    variants: list[Variant] = []
+    missing = uncovered_pairs([])
+    for variant in base:
+        # The option that leaves the fewest pairs uncovered; the cheapest among equals.
+        best = min(
+            options, key=lambda o: len(missing & uncovered_pairs([{**variant.answers, **o}]))
+        )
+        chosen = replace(variant, **best)
+        variants.append(chosen)
+        missing &= uncovered_pairs([chosen.answers])
     return variants
+
+
+def _cost(question: str, value: Any) -> int:
+    """What a value adds to a full check: Docker its image emulation, another Python a cold
+    cache, CI nothing (its workflow runs the same checks)."""
+    if question == "docker":
+        return 2 * int(bool(value))
+    if question == "python_version":
+        return int(value != default("python_version"))
+    return 0
 
 
 def render_variants() -> list[dict[str, Any]]:

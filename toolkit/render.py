@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import copier
+from plumbum import local
 
 from toolkit.answers import TEMPLATE_ROOT
 
@@ -30,6 +31,7 @@ def render(
     *,
     skip_tasks: bool = True,
     src: Path = TEMPLATE_ROOT,
+    task_env: Mapping[str, str | None] | None = None,
 ) -> Path:
     """Render the template's working tree (uncommitted and untracked changes included) into dst.
 
@@ -37,8 +39,17 @@ def render(
     working tree. For a dirty local repository copier clones HEAD, commits the working tree on
     top of it in the clone (git's author/committer set by copier itself, so no git identity is
     needed), warns DirtyLocalWarning, and renders that. Files ignored by .gitignore are left out.
+
+    `task_env` changes the copy tasks' environment (None unsets a variable). copier runs its tasks
+    with plumbum's `local.env`, a copy of os.environ taken when plumbum was imported: changes to
+    os.environ made later (monkeypatch.setenv) never reach the tasks.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), local.env():
+        for key, value in (task_env or {}).items():
+            if value is None:
+                local.env.pop(key, None)
+            else:
+                local.env[key] = value
         warnings.simplefilter("ignore", copier.errors.DirtyLocalWarning)
         copier.run_copy(
             str(src),
