@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import copier
 import pytest
 import yaml
 
@@ -24,6 +25,7 @@ from tests.update_helpers import (
     copy_project,
     files_with_conflict_markers,
     git,
+    init_repo,
     read_answers,
     render_fresh,
     tree,
@@ -382,3 +384,40 @@ def load_rename_answer() -> Any:
 )
 def test_rename_answer_script(before: str, after: str) -> None:
     assert load_rename_answer()(before, "old", "new") == after
+
+
+@pytest.mark.parametrize("driver", ["aiosqlite", "asyncpg"])
+def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> None:
+    """The real v0.1.0 release, edited by its user, updated to the working tree: the files that
+    release added outside Python arrive (CHANGELOG, Unreleased), the user's edits survive."""
+    project = tmp_path / "my-service"
+    copier.run_copy(
+        str(TEMPLATE_ROOT),
+        str(project),
+        data={"database_driver": driver, "user_sessions": "cookie"},
+        defaults=True,
+        unsafe=True,
+        skip_tasks=True,
+        quiet=True,
+        vcs_ref=OLD,
+    )
+    assert read_answers(project)["_commit"] == OLD
+    init_repo(project)
+    commit_all(project, f"Project rendered from the template at {OLD}")
+    edit_as_a_user(project)
+    commit_all(project, "My changes")
+
+    update_project(project, "HEAD")
+
+    assert_user_edits_survived(project)
+    assert_clean_merge(project)
+    for added in (".dockerignore", "scripts/init_env.py"):
+        assert (project / added).is_file(), f"{added} did not arrive"
+    assert "USER 10001:10001" in (project / "Dockerfile").read_text(encoding="utf-8")
+    compose = (project / "compose.yaml").read_text(encoding="utf-8")
+    assert '"127.0.0.1:8000:8000"' in compose
+    assert "${SESSION_SECRET_KEYS:?run python3 scripts/init_env.py}" in compose
+    if driver != "aiosqlite":
+        assert '"127.0.0.1:5432:5432"' in compose and ":-postgres}" not in compose
+    example = (project / ".env.example").read_text(encoding="utf-8")
+    assert "change-me-session-secret-key" in example
