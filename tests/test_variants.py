@@ -8,6 +8,7 @@ PostgreSQL variants run against a real server."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,13 @@ def docker_checks(
     check: VariantCheck, project: Path, request: pytest.FixtureRequest, cache: Path
 ) -> None:
     """The workflow's image job (when there is a workflow), then the README's compose commands
-    in a fresh clone: the service answers, and a write survives a restart of the app."""
+    in a fresh clone: the service answers, and a write survives a restart of the app and new
+    containers. With a Docker engine for real (one variant at a time: the published ports are
+    fixed), else through the emulation."""
+    if docker_engine_runs():
+        with exclusive(Path(tempfile.gettempdir()) / "copier-fastapi-sessions-docker.lock"):
+            image_job_and_compose(check, project, check.env, lambda: PUBLISHED_PORT)
+        return
     with world_searchable_dir("emulated-docker-") as state, docker_on_path(state) as bin_dir:
         env = {
             **check.env,
@@ -224,33 +231,60 @@ def docker_checks(
         if check.variant.is_postgres:
             server: PostgresServer = request.getfixturevalue("pg_server")
             env["EMULATED_POSTGRES_URL"] = server.url()
-        if check.variant.ci == "github":
-            # Published ports are free loopback ports here: the job's steps follow them.
-            port = free_port()
-            (state / "compose").mkdir(parents=True)
-            (state / "compose" / "state.json").write_text(json.dumps({"ports": {"8000": port}}))
-            workflow = load_workflow(project / WORKFLOW)
-            job = run_job(
-                workflow,
-                "image",
-                project,
-                check.root / "ci-image",
-                env,
-                translate_script=lambda script: script.replace(
-                    "127.0.0.1:8000", f"127.0.0.1:{port}"
-                ),
-            )
-            for label, result in job.results:
-                check.record(f"ci image: {label}", result)
-            if job.failed:
-                return
-        shutil.rmtree(state / "compose", ignore_errors=True)
-        clone = check.root / "compose-clone"
-        git(project, "clone", "--quiet", str(project), str(clone))
-        compose_restart(check, clone, env)
+        # Published ports are free loopback ports here: the job's steps follow them.
+        port = free_port()
+        (state / "compose").mkdir(parents=True)
+        (state / "compose" / "state.json").write_text(
+            json.dumps({"ports": {str(PUBLISHED_PORT): port}})
+        )
+        image_job_and_compose(check, project, env, lambda: port)
 
 
-def compose_restart(check: VariantCheck, clone: Path, env: dict[str, str]) -> None:
+PUBLISHED_PORT = 8000
+
+
+def docker_engine_runs() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return run(["docker", "info"], Path.cwd(), timeout=30).ok
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def image_job_and_compose(
+    check: VariantCheck, project: Path, env: dict[str, str], port: Callable[[], int]
+) -> None:
+    if check.variant.ci == "github":
+        workflow = load_workflow(project / WORKFLOW)
+        published = f"127.0.0.1:{PUBLISHED_PORT}"
+        job = run_job(
+            workflow,
+            "image",
+            project,
+            check.root / "ci-image",
+            env,
+            translate_script=lambda script: script.replace(published, f"127.0.0.1:{port()}"),
+        )
+        for label, result in job.results:
+            check.record(f"ci image: {label}", result)
+        if job.failed:
+            return
+    clone = check.root / "compose-clone"
+    git(project, "clone", "--quiet", str(project), str(clone))
+    compose_restart(check, clone, env, port)
+
+
+def compose_restart(
+    check: VariantCheck, clone: Path, env: dict[str, str], port: Callable[[], int]
+) -> None:
     def docker(*args: str) -> CommandResult:
         return check.record(f"docker {args[1]}", run(["docker", *args], clone, env=env))
 
@@ -259,10 +293,7 @@ def compose_restart(check: VariantCheck, clone: Path, env: dict[str, str]) -> No
     if not docker("compose", "up", "--build", "--detach").ok:
         return
     try:
-        state = json.loads(
-            (Path(env["EMULATED_DOCKER_STATE"]) / "compose" / "state.json").read_text()
-        )
-        base = f"http://127.0.0.1:{state['ports']['8000']}"
+        base = f"http://127.0.0.1:{port()}"
         wait_ready(check, base)
         written = write_something(base, check.variant)
         docker("compose", "restart", "app")
