@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -32,21 +33,34 @@ def problem(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
+# SQLSTATEs of transactions that lost a race and may succeed when tried again: serialization
+# failure (40001) and deadlock (40P01).
+CONFLICT_SQLSTATES = ("40001", "40P01")
+
 # SQLSTATEs of a server that cannot serve now: connection exceptions (class 08) and shutdown or
 # start-up (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, e.g. "the
 # database system is starting up"); asyncpg reports them as plain errors, not OperationalError.
 UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    return code if isinstance(code, str) else None
+
+
+def is_lost_race(exc: BaseException) -> bool:
+    return sqlstate(exc) in CONFLICT_SQLSTATES
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeoutError | TimeoutError | ConnectionError | OSError):
         return True
     if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None)
+        code = sqlstate(exc)
         return (
             exc.connection_invalidated
             or isinstance(exc, OperationalError)
-            or (isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES))
+            or (code is not None and code.startswith(UNAVAILABLE_SQLSTATES))
         )
     return False
 
@@ -66,6 +80,15 @@ def problem_response_for(exc: BaseException) -> ProblemResponse:
         )
     if isinstance(exc, IntegrityError):
         return problem(HTTPStatus.CONFLICT, "The request conflicts with data already stored.")
+    if isinstance(exc, StaleDataError | ObjectDeletedError):
+        # An UPDATE or DELETE matched no row: another request deleted it meanwhile.
+        return problem(HTTPStatus.NOT_FOUND, "The resource was deleted meanwhile.")
+    if is_lost_race(exc):
+        return problem(
+            HTTPStatus.CONFLICT,
+            "The request conflicted with another one; try again.",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %r", exc)
         return problem(
@@ -86,6 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
         HTTPException,
         RequestValidationError,
         IntegrityError,
+        StaleDataError,
+        ObjectDeletedError,
         DBAPIError,
         PoolTimeoutError,
         TimeoutError,
