@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from toolkit.answers import answers_id
 from toolkit.postgres import PostgresServer, PostgresUnavailable, environment_url, postgres
 
 _VARIANT_TIMINGS: list[tuple[str, str, str]] = []  # (test id, outcome, timings)
@@ -26,6 +28,26 @@ def pg_server() -> Iterator[PostgresServer]:
         except PostgresUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
         yield server
+
+
+@pytest.fixture(scope="session")
+def rendered(copie_session: Any) -> Callable[[Mapping[str, Any]], Path]:
+    """One render per variant per session (per xdist worker), copy tasks included (git init, .env,
+    uv lock), shared by the tests that only read it: a test that changes the tree copies it."""
+    cache: dict[tuple[tuple[str, Any], ...], Path] = {}
+
+    def get(answers: Mapping[str, Any]) -> Path:
+        key = tuple(sorted(answers.items()))
+        if key not in cache:
+            result = copie_session.copy(extra_answers=dict(answers))
+            if result.exit_code != 0:
+                pytest.fail(
+                    f"render of {answers_id(answers)} failed: {result.exception!r}", pytrace=False
+                )
+            cache[key] = result.project_dir
+        return cache[key]
+
+    return get
 
 
 def pytest_configure(config: pytest.Config) -> None:
