@@ -50,6 +50,24 @@ def rendered(copie_session: Any) -> Callable[[Mapping[str, Any]], Path]:
     return get
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on shared renders run variant by variant (in the places they held): xdist hands
+    out consecutive tests, so one worker mostly gets all the tests of a variant and renders it
+    once, instead of both workers rendering every variant."""
+    positions = [
+        i for i, item in enumerate(items) if "rendered" in getattr(item, "fixturenames", ())
+    ]
+
+    def variant(item: pytest.Item) -> str:
+        callspec = getattr(item, "callspec", None)
+        answers = callspec.params.get("answers") if callspec else None
+        return answers_id(answers) if isinstance(answers, Mapping) else ""
+
+    ordered = sorted((items[i] for i in positions), key=variant)
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_START] = time.monotonic()
 
