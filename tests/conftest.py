@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_copie.plugin import Copie
 
 from toolkit.answers import answers_id
 from toolkit.postgres import PostgresServer, PostgresUnavailable, environment_url, postgres
@@ -31,7 +32,7 @@ def pg_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def rendered(copie_session: Any) -> Callable[[Mapping[str, Any]], Path]:
+def rendered(copie_session: Copie) -> Callable[[Mapping[str, Any]], Path]:
     """One render per variant per session (per xdist worker), copy tasks included (git init, .env,
     uv lock), shared by the tests that only read it: a test that changes the tree copies it."""
     cache: dict[tuple[tuple[str, Any], ...], Path] = {}
