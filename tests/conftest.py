@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_copie.plugin import Copie
 
+from toolkit.answers import answers_id
 from toolkit.postgres import PostgresServer, PostgresUnavailable, environment_url, postgres
 
 _VARIANT_TIMINGS: list[tuple[str, str, str]] = []  # (test id, outcome, timings)
@@ -26,6 +29,44 @@ def pg_server() -> Iterator[PostgresServer]:
         except PostgresUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
         yield server
+
+
+@pytest.fixture(scope="session")
+def rendered(copie_session: Copie) -> Callable[[Mapping[str, Any]], Path]:
+    """One render per variant per session (per xdist worker), copy tasks included (git init, .env,
+    uv lock), shared by the tests that only read it: a test that changes the tree copies it."""
+    cache: dict[tuple[tuple[str, Any], ...], Path] = {}
+
+    def get(answers: Mapping[str, Any]) -> Path:
+        key = tuple(sorted(answers.items()))
+        if key not in cache:
+            result = copie_session.copy(extra_answers=dict(answers))
+            if result.exit_code != 0:
+                pytest.fail(
+                    f"render of {answers_id(answers)} failed: {result.exception!r}", pytrace=False
+                )
+            cache[key] = result.project_dir
+        return cache[key]
+
+    return get
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on shared renders run variant by variant (in the places they held): xdist hands
+    out consecutive tests, so one worker mostly gets all the tests of a variant and renders it
+    once, instead of both workers rendering every variant."""
+    positions = [
+        i for i, item in enumerate(items) if "rendered" in getattr(item, "fixturenames", ())
+    ]
+
+    def variant(item: pytest.Item) -> str:
+        callspec = getattr(item, "callspec", None)
+        answers = callspec.params.get("answers") if callspec else None
+        return answers_id(answers) if isinstance(answers, Mapping) else ""
+
+    ordered = sorted((items[i] for i in positions), key=variant)
+    for position, item in zip(positions, ordered, strict=True):
+        items[position] = item
 
 
 def pytest_configure(config: pytest.Config) -> None:

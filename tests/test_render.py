@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_copie.plugin import Copie
 
-from toolkit.answers import answers_id, render_variants
-from toolkit.render import iter_files, render
+from toolkit.answers import TEMPLATE_ROOT, answers_id, render_variants
+from toolkit.render import iter_files
 
 Answers = Mapping[str, Any]
 
@@ -33,6 +34,7 @@ def has_orders(answers: Answers) -> bool:
 # (path, present-when); a path is required iff its predicate holds, and absent otherwise.
 EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("pyproject.toml", always),
+    ("scripts/init_env.py", always),
     (".copier-answers.yml", always),
     (".gitignore", always),
     (".pre-commit-config.yaml", always),
@@ -108,30 +110,19 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("tests/orders/conftest.py", has_orders),
     ("tests/orders/test_orders.py", has_orders),
     ("Dockerfile", lambda a: bool(a["docker"])),
+    (".dockerignore", lambda a: bool(a["docker"])),
     ("compose.yaml", lambda a: bool(a["docker"])),
     (".github/workflows/ci.yml", lambda a: a["ci"] == "github"),
 ]
 # Never rendered: secrets live in the untracked .env that the post-copy task writes.
 NEVER_RENDERED = [".env"]
+PLACEHOLDER = re.compile(r"change-me-[a-z0-9-]+")
+FRESH_SECRET = "[A-Za-z0-9_-]{43}"  # secrets.token_urlsafe(32), as scripts/init_env.py writes
 
 JINJA_LEFTOVER = re.compile(r"\{\{|\{%|%\}")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
 VARIANTS = render_variants()
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Answers], Path]:
-    """Render each variant once per module (per xdist worker) and reuse the tree."""
-    cache: dict[str, Path] = {}
-
-    def get(answers: Answers) -> Path:
-        key = answers_id(answers)
-        if key not in cache:
-            cache[key] = render(tmp_path_factory.mktemp(key), answers)
-        return cache[key]
-
-    return get
 
 
 def _package(project: Path) -> str:
@@ -163,6 +154,31 @@ def test_no_leftover_jinja(rendered: Callable[[Answers], Path], answers: Answers
     assert not problems, "leftover Jinja:\n" + "\n".join(problems)
 
 
+def _env_problems(project: Path) -> list[str]:
+    """The copy tasks ran, so .env must be scripts/init_env.py's output: .env.example with every
+    placeholder replaced by a fresh secret. init_env.py leaves an existing .env as it is, so a .env
+    rendered by the template would stay and not match."""
+    env = project / ".env"
+    if not env.is_file():
+        return [".env: not written by the copy task (scripts/init_env.py)"]
+    parts = PLACEHOLDER.split((project / ".env.example").read_text(encoding="utf-8"))
+    expected = FRESH_SECRET.join(re.escape(part) for part in parts)
+    if not re.fullmatch(expected, env.read_text(encoding="utf-8")):
+        return [".env: not .env.example with fresh secrets (rendered by the template?)"]
+    return []
+
+
+def test_template_has_no_never_rendered_file() -> None:
+    """No template file renders to a NEVER_RENDERED name, whatever the answers (file-name
+    conditions and the .jinja suffix dropped)."""
+    found = []
+    for path in (TEMPLATE_ROOT / "template").rglob("*"):
+        name = re.sub(r"\{%.*?%\}", "", path.name).removesuffix(".jinja")
+        if name in NEVER_RENDERED:
+            found.append(str(path.relative_to(TEMPLATE_ROOT)))
+    assert not found, f"rendered by the template (must come from a post-copy task): {found}"
+
+
 @pytest.mark.parametrize("answers", VARIANTS, ids=answers_id)
 def test_files_present_as_chosen(rendered: Callable[[Answers], Path], answers: Answers) -> None:
     project = rendered(answers)
@@ -173,9 +189,7 @@ def test_files_present_as_chosen(rendered: Callable[[Answers], Path], answers: A
         expected = when(answers)
         if (project / rel).is_file() != expected:
             problems.append(f"{rel}: expected {'present' if expected else 'absent'}")
-    for rel in NEVER_RENDERED:
-        if (project / rel).exists():
-            problems.append(f"{rel}: rendered by the template (must come from a post-copy task)")
+    problems.extend(_env_problems(project))
     for path in iter_files(project):
         if path.stat().st_size == 0 and path.name != "__init__.py" and path.name != "py.typed":
             problems.append(f"{path.relative_to(project)}: empty file")
@@ -186,13 +200,14 @@ def test_files_present_as_chosen(rendered: Callable[[Answers], Path], answers: A
 def test_no_python_file_beyond_the_expected_ones(
     rendered: Callable[[Answers], Path], answers: Answers
 ) -> None:
-    """Every module of src/ and tests/ is listed above: a new one must say when it renders."""
+    """Every module of src/, tests/ and scripts/ is listed above: a new one must say when it
+    renders."""
     project = rendered(answers)
     package = _package(project)
     listed = {pattern.format(package=package) for pattern, _ in EXPECTED_FILES}
     unlisted = [
         str(path.relative_to(project))
-        for top in ("src", "tests")
+        for top in ("src", "tests", "scripts")
         for path in (project / top).rglob("*.py")
         if str(path.relative_to(project)) not in listed and path.name != "__init__.py"
     ]
@@ -218,12 +233,19 @@ def test_ruff_clean(rendered: Callable[[Answers], Path], answers: Answers) -> No
             )
 
 
-def test_custom_names_leave_no_default_name(tmp_path: Path) -> None:
-    """A non-default name reaches every file: nothing still says my_service / my-service."""
-    project = render(
-        tmp_path / "p",
-        {"project_name": "Zebra Orders", "with_examples": True, "ci": "github", "docker": True},
+def test_custom_names_leave_no_default_name(copie: Copie) -> None:
+    """A non-default name reaches every file (.env and uv.lock from the copy tasks included):
+    nothing still says my_service / my-service."""
+    result = copie.copy(
+        extra_answers={
+            "project_name": "Zebra Orders",
+            "with_examples": True,
+            "ci": "github",
+            "docker": True,
+        }
     )
+    assert result.exit_code == 0, result.exception
+    project = result.project_dir
     assert (project / "src" / "zebra_orders").is_dir()
     leftovers = []
     for path in iter_files(project):
