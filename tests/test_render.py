@@ -103,6 +103,7 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("tests/db/test_middleware_strategy.py", lambda a: a["session_strategy"] == "middleware"),
     ("tests/db/test_unflushed_changes.py", lambda a: a["session_strategy"] != "explicit"),
     ("tests/items/test_items.py", lambda a: bool(a["with_examples"])),
+    ("tests/items/test_concurrent_edits.py", lambda a: bool(a["with_examples"])),
     ("tests/auth/test_auth.py", has_users),
     ("tests/auth/test_atomicity.py", has_users),
     ("tests/auth/test_database_store.py", lambda a: a["user_sessions"] == "database"),
