@@ -1,10 +1,5 @@
 """The application served by uvicorn, over real HTTP, against the test database."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -12,48 +7,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.app import empty_all_tables
-
-STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.server import served
 
 
 @pytest.fixture(scope="module")
 def server_url(database_url: str, engine: AsyncEngine) -> Iterator[str]:
     del engine  # requested for the schema it builds
-    port = free_port()
-    env = os.environ | {"DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "uvicorn", "tests.support.app:create_test_app", "--factory"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not become ready in {STARTUP_SECONDS}s")
-            time.sleep(0.1)
+    with served("tests.support.app:create_test_app", database_url) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
@@ -18,8 +19,38 @@ logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "1"
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
 class ProblemResponse(JSONResponse):
-    media_type = "application/problem+json"
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    """422: what in the request is not valid, one entry per field."""
+
+    errors: list[FieldError]
+
+
+def declare(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the errors it answers besides those every route may (422 for a
+    request that is not valid, 500, 503); the OpenAPI document gives them the Problem schema."""
+    return {status: {"description": HTTPStatus(status).phrase} for status in statuses}
 
 
 def problem(

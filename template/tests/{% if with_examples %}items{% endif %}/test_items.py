@@ -91,8 +91,27 @@ async def test_a_duplicate_name_is_a_409_and_stores_nothing_more(client: AsyncCl
         {"name": "Unknown field", "price_cents": 1, "colour": "red"},
         {"price_cents": 1},
         {"name": "NUL \u0000 inside", "price_cents": 1},
+        {"name": "Bell \u0007", "price_cents": 1},
+        {"name": "Unassigned \U000e0080", "price_cents": 1},
+        {"name": " \t ", "price_cents": 1},
+        {"name": "Boolean price", "price_cents": True},
+        {"name": "Quoted price", "price_cents": "12"},
+        {"name": "Fractional stock", "price_cents": 1, "stock": 1.5},
     ],
-    ids=["empty-name", "negative-price", "wrong-type", "unknown-field", "missing-name", "nul"],
+    ids=[
+        "empty-name",
+        "negative-price",
+        "wrong-type",
+        "unknown-field",
+        "missing-name",
+        "nul",
+        "control-character",
+        "unassigned-code-point",
+        "only-spaces",
+        "boolean-as-number",
+        "string-as-number",
+        "fraction-as-integer",
+    ],
 )
 async def test_invalid_items_are_422_problems(
     client: AsyncClient, session: AsyncSession, body: dict[str, Any]
@@ -117,12 +136,34 @@ async def test_out_of_range_ids_are_422_not_500(client: AsyncClient, item_id: st
     assert [response.status_code for response in responses] == [422, 422, 422]
 
 
-async def test_null_is_refused_in_an_update(client: AsyncClient) -> None:
+@pytest.mark.parametrize("field", ["name", "price_cents", "stock"])
+async def test_null_is_refused_in_an_update(client: AsyncClient, field: str) -> None:
     item = await create_item(client)
 
-    response = await client.patch(f"/items/{item['id']}", json={"name": None})
+    response = await client.patch(f"/items/{item['id']}", json={field: None})
 
     assert response.status_code == 422
+    assert (await client.get(f"/items/{item['id']}")).json() == item
+
+
+async def test_names_are_trimmed(client: AsyncClient) -> None:
+    item = await create_item(client, name="  Teapot \n")
+
+    assert item["name"] == "Teapot"
+
+
+async def test_a_deleted_item_answers_204_without_a_body_and_then_404(
+    client: AsyncClient,
+) -> None:
+    item = await create_item(client)
+
+    deleted = await client.delete(f"/items/{item['id']}")
+    again = await client.delete(f"/items/{item['id']}")
+
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert "content-type" not in deleted.headers
+    assert again.status_code == 404
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}])
