@@ -111,6 +111,7 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("tests/items/test_concurrent_edits.py", lambda a: bool(a["with_examples"])),
     ("tests/auth/test_auth.py", has_users),
     ("tests/auth/test_atomicity.py", has_users),
+    ("tests/auth/test_password.py", has_users),
     ("tests/auth/test_database_store.py", lambda a: a["user_sessions"] == "database"),
     ("tests/auth/test_cookie_store.py", lambda a: a["user_sessions"] == "cookie"),
     ("tests/orders/conftest.py", has_orders),
