@@ -113,6 +113,7 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("tests/auth/test_auth.py", has_users),
     ("tests/auth/test_atomicity.py", has_users),
     ("tests/auth/test_password.py", has_users),
+    ("tests/auth/test_session_data.py", has_users),
     ("tests/auth/test_database_store.py", lambda a: a["user_sessions"] == "database"),
     ("tests/auth/test_session_list.py", lambda a: a["user_sessions"] == "database"),
     ("tests/auth/test_cookie_store.py", lambda a: a["user_sessions"] == "cookie"),
