@@ -79,7 +79,7 @@ EXPECTED_FILES: list[tuple[str, Callable[[Answers], bool]]] = [
     ("src/{package}/auth/throttling.py", has_users),
     ("src/{package}/auth/login_throttle.py", has_users),
     ("src/{package}/auth/stored_session.py", lambda a: a["user_sessions"] == "database"),
-    ("src/{package}/auth/cli.py", lambda a: a["user_sessions"] == "database"),
+    ("src/{package}/auth/cli.py", has_users),
     ("src/{package}/auth/sessions.py", lambda a: a["user_sessions"] == "database"),
     ("src/{package}/orders/__init__.py", has_orders),
     ("src/{package}/orders/models.py", has_orders),
