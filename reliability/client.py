@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 PASSWORD = "correct horse battery staple"
-COOKIE = "session"
+COOKIE = "__Host-session"  # the servers run with ENVIRONMENT=production: a __Host- cookie
 
 
 def new_client(base_url: str, *, connections: int = 100, timeout: float = 30) -> httpx.AsyncClient:

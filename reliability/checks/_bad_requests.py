@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reliability.client import UserSession
+from reliability.client import COOKIE, UserSession
 from reliability.target import Target
 
 
@@ -199,18 +199,18 @@ def bad_requests(
                 "/auth/login",
                 {"json": {"email": "a@example.com", "password": "x" * 1_000_000}},
             ),
-            ("me: garbage cookie", "GET", "/auth/me", {"headers": {"Cookie": "session=garbage"}}),
+            ("me: garbage cookie", "GET", "/auth/me", {"headers": {"Cookie": f"{COOKIE}=garbage"}}),
             (
                 "me: 4 KB cookie",
                 "GET",
                 "/auth/me",
-                {"headers": {"Cookie": "session=" + "a" * 4000}},
+                {"headers": {"Cookie": f"{COOKIE}=" + "a" * 4000}},
             ),
             (
                 "me: SQL in cookie",
                 "GET",
                 "/auth/me",
-                {"headers": {"Cookie": "session=x'%20OR%20'1'='1"}},
+                {"headers": {"Cookie": f"{COOKIE}=x'%20OR%20'1'='1"}},
             ),
             ("logout: no cookie", "POST", "/auth/logout", {}),
         ]
