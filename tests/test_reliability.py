@@ -41,6 +41,7 @@ def test_the_registry_finds_every_check_module_in_order() -> None:
         "pgbouncer",
         "scale-out",
         "bad-input",
+        "login-throttle",
     ]
     assert [c.order for c in checks.values()] == sorted(c.order for c in checks.values())
 
