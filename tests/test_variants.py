@@ -2,7 +2,7 @@
 `uv sync`, `uv run pytest`, `uv run mypy --strict src tests scripts`, `uv run ruff check`,
 `uv run ruff format --check` — through its GitHub workflow's steps, run in order in a clean
 clone, when it has one. Then `pre-commit run --all-files` without network, and for Docker
-variants the image built and run as compose runs it (toolkit/docker.py where no engine runs).
+variants the image built and run as compose runs it (toolkit/docker/ where no engine runs).
 PostgreSQL variants run against a real server."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from toolkit.answers import Variant, suite_variants
-from toolkit.docker import docker_on_path
+from toolkit.docker.cli import docker_on_path
 from toolkit.environment import project_env, uv_binary
 from toolkit.postgres import PostgresServer
 from toolkit.processes import CommandResult, free_port, run
