@@ -421,3 +421,8 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
         assert '"127.0.0.1:5432:5432"' in compose and ":-postgres}" not in compose
     example = (project / ".env.example").read_text(encoding="utf-8")
     assert "change-me-session-secret-key" in example
+    # Template sources that became .jinja files render to the same paths, now using text.py.
+    for schemas in ("auth/schemas.py", "items/schemas.py"):
+        text = (project / "src" / PACKAGE / schemas).read_text(encoding="utf-8")
+        assert f"from {PACKAGE}.text import Text" in text, schemas
+    assert not list(project.rglob("*.jinja")), "a .jinja file reached the project"
