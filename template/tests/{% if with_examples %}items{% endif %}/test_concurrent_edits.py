@@ -14,13 +14,24 @@ def assert_answered(response: Response, *allowed: int) -> None:
         assert response.headers["retry-after"]
 
 
+async def race(
+    client: AsyncClient,
+    first: tuple[str, dict[str, int] | None],
+    second: tuple[str, dict[str, int] | None],
+) -> tuple[int, Response, Response]:
+    """A new item, then two requests on it at once: (method, JSON body or None) each."""
+    created = await client.post("/items", json={"name": "x", "price_cents": 1})
+    item = created.json()["id"]
+    answers = await asyncio.gather(
+        *(client.request(method, f"/items/{item}", json=body) for method, body in (first, second))
+    )
+    return item, answers[0], answers[1]
+
+
 async def test_delete_and_patch_of_one_item_together(committing_client: AsyncClient) -> None:
     for _ in range(ROUNDS):
-        created = await committing_client.post("/items", json={"name": "x", "price_cents": 1})
-        item = created.json()["id"]
-        deleted, patched = await asyncio.gather(
-            committing_client.delete(f"/items/{item}"),
-            committing_client.patch(f"/items/{item}", json={"stock": 5}),
+        item, deleted, patched = await race(
+            committing_client, ("DELETE", None), ("PATCH", {"stock": 5})
         )
         assert_answered(deleted, 204, 404, 409)
         assert_answered(patched, 200, 404, 409)
@@ -29,12 +40,7 @@ async def test_delete_and_patch_of_one_item_together(committing_client: AsyncCli
 
 async def test_two_deletes_of_one_item_together(committing_client: AsyncClient) -> None:
     for _ in range(ROUNDS):
-        created = await committing_client.post("/items", json={"name": "x", "price_cents": 1})
-        item = created.json()["id"]
-        first, second = await asyncio.gather(
-            committing_client.delete(f"/items/{item}"),
-            committing_client.delete(f"/items/{item}"),
-        )
+        item, first, second = await race(committing_client, ("DELETE", None), ("DELETE", None))
         assert_answered(first, 204, 404, 409)
         assert_answered(second, 204, 404, 409)
         assert 204 in (first.status_code, second.status_code)
