@@ -84,6 +84,7 @@ class Variant:
     ci: str = "none"
     docker: bool = False
     python_version: str = "3.11"
+    telemetry: str = "none"
 
     @property
     def id(self) -> str:
@@ -94,7 +95,12 @@ class Variant:
     @property
     def long_id(self) -> str:
         """`id` with the Python version, CI and Docker answers (test ids of the full checks)."""
-        extras = [f"py{self.python_version}", f"ci-{self.ci}", "docker" if self.docker else ""]
+        extras = [
+            f"py{self.python_version}",
+            f"ci-{self.ci}",
+            "docker" if self.docker else "",
+            "otel" if self.telemetry == "opentelemetry" else "",
+        ]
         return "-".join([self.id, *filter(None, extras)])
 
     @property
@@ -128,6 +134,7 @@ class Variant:
             "ci": self.ci,
             "docker": self.docker,
             "python_version": self.python_version,
+            "telemetry": self.telemetry,
         }
 
     @classmethod
@@ -160,7 +167,7 @@ def matrix_combinations() -> list[dict[str, Any]]:
 # The answers that the full checks vary besides MATRIX_QUESTIONS and with_examples: every pair of
 # values over all questions appears in at least one fully checked variant (tests/test_harness.py).
 # Listed cheapest first: when several values cover as many new pairs, the first wins.
-PAIRED_QUESTIONS = ("python_version", "ci", "docker")
+PAIRED_QUESTIONS = ("python_version", "ci", "docker", "telemetry")
 
 
 def answer_values(question: str) -> list[Any]:
@@ -200,7 +207,7 @@ def suite_variants() -> list[Variant]:
     * every database_driver × session_strategy without examples, as a bare skeleton;
       user_sessions rotates (Latin square) so that every user_sessions value meets every driver
       and every strategy without examples;
-    * python_version, ci and docker given to them greedily, in order, so that every pair of
+    * python_version, ci, docker and telemetry given to them greedily, in order, so that every pair of
       answer values over all questions appears at least once (with the cheapest values where a
       pair no longer needs them).
     """
@@ -235,22 +242,32 @@ def suite_variants() -> list[Variant]:
 
 def _cost(question: str, value: Any) -> int:
     """What a value adds to a full check: Docker its image emulation, another Python a cold
-    cache, CI nothing (its workflow runs the same checks)."""
+    cache, telemetry its packages, CI nothing (its workflow runs the same checks)."""
     if question == "docker":
         return 2 * int(bool(value))
-    if question == "python_version":
-        return int(value != default("python_version"))
+    if question in ("python_version", "telemetry"):
+        return int(value != default(question))
     return 0
 
 
 def render_variants() -> list[dict[str, Any]]:
     """Answers for the render-only tests: every matrix combination × with_examples, with the
-    (ci, docker) pairs rotating so that each pair appears with every driver."""
+    (ci, docker) pairs rotating so that each pair appears with every driver, and telemetry
+    alternating."""
     ci_docker = list(itertools.product(choices("ci"), [True, False]))
+    telemetry = choices("telemetry")
     out = []
     for n, (combo, examples) in enumerate(itertools.product(matrix_combinations(), [True, False])):
         ci, docker = ci_docker[n % len(ci_docker)]
-        out.append({**combo, "with_examples": examples, "ci": ci, "docker": docker})
+        out.append(
+            {
+                **combo,
+                "with_examples": examples,
+                "ci": ci,
+                "docker": docker,
+                "telemetry": telemetry[(n // 2) % len(telemetry)],
+            }
+        )
     return out
 
 
@@ -262,4 +279,6 @@ def answers_id(answers: Mapping[str, Any]) -> str:
         parts.append(f"ci-{answers['ci']}")
     if "docker" in answers:
         parts.append("docker" if answers["docker"] else "no-docker")
+    if answers.get("telemetry", "none") != "none":
+        parts.append(str(answers["telemetry"]))
     return "-".join(parts)

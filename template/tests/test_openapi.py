@@ -48,4 +48,4 @@ async def test_an_unknown_path_is_a_404_problem(client: AsyncClient) -> None:
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert set(response.json()) <= {"type", "title", "status", "detail"}
+    assert set(response.json()) <= {"type", "title", "status", "detail", "request_id"}

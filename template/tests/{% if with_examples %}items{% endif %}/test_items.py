@@ -68,6 +68,7 @@ async def test_a_missing_item_is_a_404_problem(client: AsyncClient) -> None:
         "title": "Not Found",
         "status": 404,
         "detail": "Item 424242 does not exist.",
+        "request_id": response.headers["x-request-id"],
     }
 
 
