@@ -83,11 +83,9 @@ def test_sql_lines_at_debug_carry_the_request_id_and_no_parameters(
     ]
 
     assert any("SELECT 1" in line["message"] for line in sql), sql
-    assert all(
-        "parameters hidden" in line["message"]
-        for line in sql
-        if line["message"].startswith("[")
-    ), sql
+    parameters = [line["message"] for line in sql if line["message"].startswith("[")]
+    assert parameters, sql
+    assert all("parameters hidden" in message for message in parameters), sql
 
 
 async def test_an_unexpected_error_answers_its_request_id(client: httpx.AsyncClient) -> None:

@@ -8,6 +8,7 @@ first served (asyncio.Semaphore hands a released place to its oldest waiter).
 """
 
 import asyncio
+import time
 
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -16,19 +17,26 @@ class ConnectionQueue:
     def __init__(self, places: int, timeout: float) -> None:
         self._places = asyncio.Semaphore(places)
         self._timeout = timeout
+        self.waiting = 0
+        """Requests waiting for a place now."""
 
-    async def enter(self) -> None:
-        """Wait for a place, behind everyone already waiting; PoolTimeoutError after `timeout`
-        seconds (answered 503, see errors.py)."""
+    async def enter(self) -> float:
+        """Wait for a place, behind everyone already waiting, and return the seconds waited;
+        PoolTimeoutError after `timeout` seconds (answered 503, see errors.py)."""
         if not self._places.locked():
             await self._places.acquire()  # free: returns at once
-            return
+            return 0.0
+        started = time.monotonic()
+        self.waiting += 1
         try:
             async with asyncio.timeout(self._timeout):
                 await self._places.acquire()
         except TimeoutError:
             msg = f"no database connection became free within {self._timeout:g} s"
             raise PoolTimeoutError(msg) from None
+        finally:
+            self.waiting -= 1
+        return time.monotonic() - started
 
     def leave(self) -> None:
         self._places.release()
