@@ -33,6 +33,7 @@ EXPECTED_DEFAULTS = {
     "with_examples": True,
     "ci": "github",
     "docker": True,
+    "telemetry": "none",
 }
 
 
@@ -137,7 +138,8 @@ def test_validator_refuses(copie: Copie, question: str, value: str, message: str
 
 
 @pytest.mark.parametrize(
-    "question", ["database_driver", "session_strategy", "user_sessions", "ci", "python_version"]
+    "question",
+    ["database_driver", "session_strategy", "user_sessions", "ci", "python_version", "telemetry"],
 )
 def test_unknown_choice_refused(copie: Copie, question: str) -> None:
     error = refused(copie, {question: "no-such-choice"})

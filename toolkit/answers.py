@@ -207,9 +207,9 @@ def suite_variants() -> list[Variant]:
     * every database_driver × session_strategy without examples, as a bare skeleton;
       user_sessions rotates (Latin square) so that every user_sessions value meets every driver
       and every strategy without examples;
-    * python_version, ci, docker and telemetry given to them greedily, in order, so that every pair of
-      answer values over all questions appears at least once (with the cheapest values where a
-      pair no longer needs them).
+    * python_version, ci, docker and telemetry given to them greedily, in order, so that every
+      pair of answer values over all questions appears at least once (with the cheapest values
+      where a pair no longer needs them).
     """
     base = [
         Variant(c["database_driver"], c["session_strategy"], c["user_sessions"])

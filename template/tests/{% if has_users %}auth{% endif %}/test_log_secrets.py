@@ -37,6 +37,8 @@ def test_nothing_secret_is_logged(production_server: tuple[str, Path]) -> None:
     text = log.read_text()
     assert any(line["request_id"] == "secrets" for line in log_lines(log))
     secrets = [FIRST_PASSWORD, SECOND_PASSWORD, WRONG_PASSWORD, token]
-    secrets += [value for cookie in cookies if len(value := cookie.partition("=")[2].strip('"')) > 8]
+    secrets += [
+        value for cookie in cookies if len(value := cookie.partition("=")[2].strip('"')) > 8
+    ]
     for secret in secrets:
         assert secret not in text, secret
