@@ -89,10 +89,12 @@ UNEDITED = [
 
 def answer_changes(i: int) -> dict[str, Any]:
     """The driver moves on to the next choice; every other case also turns the examples off
-    (their files must go)."""
+    (their files must go), the others turn telemetry on (its files must come)."""
     changes: dict[str, Any] = {"database_driver": DRIVERS[(i + 1) % len(DRIVERS)]}
     if i % 2 == 0:
         changes["with_examples"] = False
+    else:
+        changes["telemetry"] = "opentelemetry"
     return changes
 
 
@@ -426,3 +428,9 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
         text = (project / "src" / PACKAGE / schemas).read_text(encoding="utf-8")
         assert f"from {PACKAGE}.text import Text" in text, schemas
     assert not list(project.rglob("*.jinja")), "a .jinja file reached the project"
+    # Logging arrived; the new telemetry question kept its default, so no telemetry files.
+    assert (project / "src" / PACKAGE / "logs.py").is_file()
+    errors = (project / "src" / PACKAGE / "errors.py").read_text(encoding="utf-8")
+    assert f"from {PACKAGE}.logs import REQUEST_ID_HEADER" in errors
+    assert read_answers(project)["telemetry"] == "none"
+    assert not (project / "src" / PACKAGE / "telemetry.py").exists()
