@@ -427,6 +427,12 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
     for schemas in ("auth/schemas.py", "items/schemas.py"):
         text = (project / "src" / PACKAGE / schemas).read_text(encoding="utf-8")
         assert f"from {PACKAGE}.text import Text" in text, schemas
+    # New migrations arrive after the release's, each revising the one before (db upgrade).
+    versions = project / "migrations" / "versions"
+    balance = (versions / "0004_account_balance.py").read_text(encoding="utf-8")
+    assert 'down_revision: str | None = "0003"' in balance
+    assert (versions / "0003_login_throttles.py").is_file()
+    assert (project / "src" / PACKAGE / "transfers" / "router.py").is_file()
     assert not list(project.rglob("*.jinja")), "a .jinja file reached the project"
     # Logging arrived; the new telemetry question kept its default, so no telemetry files.
     assert (project / "src" / PACKAGE / "logs.py").is_file()
