@@ -14,6 +14,7 @@ from toolkit.answers import Variant, choices
 DRIVERS = choices("database_driver")
 STRATEGIES = choices("session_strategy")
 USER_SESSIONS = choices("user_sessions")
+TELEMETRY = choices("telemetry")
 
 
 @dataclass
@@ -67,6 +68,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--user-sessions",
         default="database,cookie",
         help="comma list of: " + ",".join(USER_SESSIONS) + " (default database,cookie)",
+    )
+    parser.add_argument(
+        "--telemetry",
+        default="none",
+        help="comma list of: " + ",".join(TELEMETRY) + " (default none); opentelemetry variants "
+        "record spans and metrics but export nothing (OTEL_*_EXPORTER=none)",
     )
     parser.add_argument(
         "--endpoints",
@@ -129,10 +136,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
     variants: list[Variant] = []
     user_sessions = parse_list(args.user_sessions, USER_SESSIONS, "user_sessions")
+    telemetry = parse_list(args.telemetry, TELEMETRY, "telemetry")
     for us in user_sessions:
         for driver in parse_list(args.drivers, DRIVERS, "driver"):
             for strategy in parse_list(args.strategies, STRATEGIES, "strategy"):
-                variants.append(Variant(driver, strategy, us))  # examples, no CI, no Docker
+                for t in telemetry:  # examples, no CI, no Docker
+                    variants.append(Variant(driver, strategy, us, telemetry=t))
     server_env = {}
     for item in args.server_env:
         name, sep, value = item.partition("=")

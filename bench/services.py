@@ -124,7 +124,7 @@ def prepare_variant(
 ) -> Prepared:
     """Render (timed), `uv sync` (timed), create and migrate the database, seed ITEMS items
     through the project's models; with `suite`, run the generated test suite (timed)."""
-    project = workdir / variant.id
+    project = workdir / variant_key(variant)
     shutil.rmtree(project, ignore_errors=True)
     start = time.perf_counter()
     render(project, variant.answers, skip_tasks=True)
@@ -134,7 +134,7 @@ def prepare_variant(
     install_s = check_run([uv_binary(), "sync", "--quiet", "--compile-bytecode"], project, env)
 
     if variant.is_postgres:
-        name = f"bench_{variant.id.replace('-', '_')}"
+        name = f"bench_{variant_key(variant).replace('-', '_')}"
         dbtool(admin_python, "createdb", server.url(), name)
         database_url = server.url(variant.url_scheme, name)
         test_url = server.url(variant.url_scheme)
@@ -177,19 +177,28 @@ def secret_keys_env() -> dict[str, str]:
     return {"SESSION_SECRET_KEYS": json.dumps([secrets.token_urlsafe(32) for _ in range(2)])}
 
 
+def variant_key(variant: Variant) -> str:
+    """The variant's id, telemetry included: its directory, database and log names."""
+    return variant.id + ("-otel" if variant.telemetry != "none" else "")
+
+
 def variant_server(prepared: Prepared, workdir: Path, server_env: Mapping[str, str]) -> Server:
     """`<slug> serve` of a prepared variant (start it with `.start("/health/ready")`)."""
+    variant = prepared.variant
+    # Telemetry is measured as recorded, not as exported: no collector runs beside the benchmark.
+    no_export = {f"OTEL_{signal}_EXPORTER": "none" for signal in ("TRACES", "METRICS", "LOGS")}
     env = child_env(
         {
             "DATABASE_URL": prepared.database_url,
             "ENVIRONMENT": "production",
             **prepared.secret_env,
+            **(no_export if variant.telemetry != "none" else {}),
             **server_env,
         }
     )
     argv = [str(prepared.project / ".venv" / "bin" / CLI), "serve"]
-    variant = prepared.variant
-    return Server(variant.label, argv, prepared.project, env, workdir / f"{variant.id}.log")
+    log = workdir / f"{variant_key(variant)}.log"
+    return Server(variant.label, argv, prepared.project, env, log)
 
 
 def baseline_server(

@@ -105,8 +105,9 @@ class Variant:
 
     @property
     def label(self) -> str:
-        """`driver/strategy/user_sessions`, as tables print it."""
-        return f"{self.driver}/{self.strategy}/{self.user_sessions}"
+        """`driver/strategy/user_sessions` (`+otel` with telemetry), as tables print it."""
+        otel = "+otel" if self.telemetry != "none" else ""
+        return f"{self.driver}/{self.strategy}/{self.user_sessions}{otel}"
 
     @property
     def url_scheme(self) -> str:
