@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--drivers", default="asyncpg")
     parser.add_argument("--strategies", default="all")
     parser.add_argument("--user-sessions", default="database")
+    parser.add_argument("--telemetry", default="none", help="none,opentelemetry")
     parser.add_argument("--endpoints", default="get", help="get,list,post,me")
     parser.add_argument("-c", "--connections", type=int, default=8)
     parser.add_argument("-d", "--duration", type=float, default=30)
@@ -138,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.strategies,
             "--user-sessions",
             args.user_sessions,
+            "--telemetry",
+            args.telemetry,
             "--endpoints",
             args.endpoints,
             "--cookie-endpoints",
