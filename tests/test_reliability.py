@@ -42,6 +42,7 @@ def test_the_registry_finds_every_check_module_in_order() -> None:
         "scale-out",
         "bad-input",
         "login-throttle",
+        "replicas",
     ]
     assert [c.order for c in checks.values()] == sorted(c.order for c in checks.values())
 
