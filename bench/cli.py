@@ -17,6 +17,7 @@ Steps, in order:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -26,18 +27,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from bench.load import ENDPOINTS, OPEN_SECONDS, Run, run_block
-from bench.options import endpoints_for, parse_args
+from bench.options import Options, endpoints_for, parse_args
 from bench.report import machine_description, report, versions
 from bench.services import (
     BASELINE_MODULES,
     BASELINES,
     ITEMS,
     REFERENCE,
+    REPLICA_ENDPOINTS,
+    REPLICA_READS,
     REPO,
     Prepared,
     Server,
@@ -47,10 +50,12 @@ from bench.services import (
     prepare_baseline_database,
     prepare_baselines,
     prepare_variant,
+    replica_server,
     variant_server,
 )
+from toolkit.cluster import ThrowawayReplica, find_bindir
 from toolkit.environment import uv_binary
-from toolkit.postgres import ENV_URL, PostgresServer, PostgresUnavailable, postgres
+from toolkit.postgres import ENV_URL, Postgres, PostgresServer, PostgresUnavailable, postgres
 
 
 def run_matrix(server: PostgresServer) -> tuple[float, str]:
@@ -75,6 +80,44 @@ def run_matrix(server: PostgresServer) -> tuple[float, str]:
     return seconds, lines[-1] if lines else f"exit {proc.returncode}"
 
 
+@contextlib.contextmanager
+def serve_on_replica(
+    pg: Postgres,
+    prepared: list[Prepared],
+    workdir: Path,
+    options: Options,
+    servers: dict[str, Server],
+) -> Iterator[None]:
+    """A streaming replica of the cluster (no apply delay), and each PostgreSQL variant served
+    once more with its reads there (`<label> +replica`); the replica stopped afterwards."""
+    bindir = find_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("--replica needs the PostgreSQL binaries (pg_basebackup)")
+    replica = ThrowawayReplica(bindir, pg.server.url(), apply_delay_ms=0)
+    port = replica.start()
+    try:
+        server = PostgresServer("127.0.0.1", port, pg.server.user, pg.server.password)
+        standby = Postgres(server, replica)
+        for p in prepared:
+            if not p.variant.is_postgres:
+                continue
+            database = p.database_url.rsplit("/", 1)[1]
+            deadline = time.monotonic() + 60
+            while standby.scalar("SELECT to_regclass('items') IS NOT NULL", database) != "t":
+                if time.monotonic() > deadline:
+                    raise PostgresUnavailable(f"{database} did not reach the replica in 60 s")
+                time.sleep(0.2)
+            served = servers[p.variant.label + REPLICA_READS] = replica_server(
+                p, workdir, options.server_env, server
+            )
+            served.start("/health/ready")
+        yield
+    finally:
+        for label in [name for name in servers if name.endswith(REPLICA_READS)]:
+            servers.pop(label).stop()
+        replica.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -92,9 +135,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         options.server_env.get("DATABASE_MAX_OVERFLOW", 10)
     )
     try:
-        with postgres(
-            options.database_url, max_connections=max(200, needed_servers * pool + 20)
-        ) as pg:
+        with contextlib.ExitStack() as stack:
+            pg = stack.enter_context(
+                postgres(options.database_url, max_connections=max(200, needed_servers * pool + 20))
+            )
             server = pg.server
             log(f"PostgreSQL: {server}; work directory {workdir}")
             admin_python = prepare_baselines(workdir, options.python)
@@ -130,11 +174,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                 served.start("/health/ready")
                 if "me" in p.endpoints:
                     served.cookie = log_in(served)
+            if options.replica:
+                stack.enter_context(serve_on_replica(pg, prepared, workdir, options, servers))
 
             loads = [(e, options.connections) for e in ENDPOINTS]
             loads += [(e, options.high_connections) for e in options.high_endpoints]
             for endpoint_key, connections in loads:
-                participants = [p.variant.label for p in prepared if endpoint_key in p.endpoints]
+                participants = [
+                    label
+                    for p in prepared
+                    if endpoint_key in p.endpoints
+                    for label in (p.variant.label, p.variant.label + REPLICA_READS)
+                    if label in servers
+                    and (label == p.variant.label or endpoint_key in REPLICA_ENDPOINTS)
+                ]
                 if not participants:
                     continue
                 if options.orm_baseline:

@@ -39,6 +39,7 @@ class Options:
     python: str | None
     server_env: dict[str, str]
     output: Path | None
+    replica: bool = False
 
 
 def parse_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -132,6 +133,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="extra environment for every server, baselines included (e.g. DATABASE_POOL_SIZE=20)",
     )
     parser.add_argument("--output", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "--replica",
+        action="store_true",
+        help="also serve each PostgreSQL variant with its reads on a streaming replica of the "
+        "cluster (DATABASE_REPLICA_URLS; the replica started from the PostgreSQL binaries) and "
+        "measure its GET endpoints beside the same variant reading on the primary",
+    )
     args = parser.parse_args(argv)
 
     variants: list[Variant] = []
@@ -171,6 +179,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         python=args.python,
         server_env=server_env,
         output=args.output,
+        replica=args.replica,
     )
 
 

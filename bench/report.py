@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.load import ENDPOINTS, Run
-from bench.services import BASELINES, REFERENCE, Prepared
+from bench.services import BASELINES, REFERENCE, REPLICA_READS, Prepared
 
 
 def machine_description() -> str:
@@ -58,7 +58,11 @@ def report(
         "| × Starlette+asyncpg | × FastAPI+asyncpg |"
     )
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    names = [*BASELINES, REFERENCE, *(p.variant.label for p in prepared)]
+    names = [
+        *BASELINES,
+        REFERENCE,
+        *(label for p in prepared for label in (p.variant.label, p.variant.label + REPLICA_READS)),
+    ]
     order = {name: n for n, name in enumerate(names)}
     keys = sorted(
         {(r.endpoint, r.connections) for r in runs},

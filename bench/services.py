@@ -201,6 +201,27 @@ def variant_server(prepared: Prepared, workdir: Path, server_env: Mapping[str, s
     return Server(variant.label, argv, prepared.project, env, log)
 
 
+REPLICA_READS = " +replica"
+"""Appended to a variant's label: the same variant, its reads on a streaming replica."""
+REPLICA_ENDPOINTS = ("get", "list")
+
+
+def replica_server(
+    prepared: Prepared, workdir: Path, server_env: Mapping[str, str], replica: PostgresServer
+) -> Server:
+    """The variant with DATABASE_REPLICA_URLS naming its database on `replica`."""
+    database = prepared.database_url.rsplit("/", 1)[1]
+    settings = {
+        "DATABASE_REPLICA_URLS": json.dumps([replica.url(prepared.variant.url_scheme, database)]),
+        "DATABASE_REPLICA_SECRET_KEYS": json.dumps([secrets.token_urlsafe(32)]),
+        **server_env,
+    }
+    env = variant_server(prepared, workdir, settings).env
+    argv = [str(prepared.project / ".venv" / "bin" / CLI), "serve"]
+    log_path = workdir / f"{prepared.variant.id}-replica.log"
+    return Server(prepared.variant.label + REPLICA_READS, argv, prepared.project, env, log_path)
+
+
 def baseline_server(
     name: str, module: str, admin_python: Path, log_path: Path, env: Mapping[str, str]
 ) -> Server:

@@ -43,6 +43,7 @@ def test_the_registry_finds_every_check_module_in_order() -> None:
         "bad-input",
         "login-throttle",
         "transfers",
+        "replicas",
     ]
     assert [c.order for c in checks.values()] == sorted(c.order for c in checks.values())
 

@@ -38,7 +38,10 @@ from toolkit.answers import choices
 OLD, NEW = "v0.1.0", "v0.2.0"
 PACKAGE = "my_service"  # the default package_name
 HEALTH = f"src/{PACKAGE}/health.py"
-HEALTH_TEMPLATE = "template/src/{{package_name}}/health.py.jinja"
+HEALTH_TEMPLATES = tuple(
+    f"template/src/{{{{package_name}}}}/{{% if {condition} %}}health.py{{% endif %}}.jinja"
+    for condition in ("is_postgres", "not is_postgres")
+)
 LIVE_ROUTE = '@router.get("/live")'
 
 # What v0.2.0 changes, and how the user edits a project (both checked after the update).
@@ -115,12 +118,13 @@ def change_template(template: TemplateRepo) -> None:
     template.append("template/pyproject.toml.jinja", TEMPLATE_PYPROJECT_SECTION)
     # The docstring two lines below the route the user edits: git cannot apply the user's hunk
     # as is, so copier falls back to a three-way merge, which must resolve it without markers.
-    path = template.path(HEALTH_TEMPLATE)
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    docstring = lines.index(f"{LIVE_ROUTE}\n") + 2
-    assert lines[docstring].startswith('    """'), f"{HEALTH_TEMPLATE}: no docstring for /live"
-    lines[docstring] = TEMPLATE_LIVE_DOCSTRING + "\n"
-    path.write_text("".join(lines), encoding="utf-8")
+    for health_template in HEALTH_TEMPLATES:
+        path = template.path(health_template)
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        docstring = lines.index(f"{LIVE_ROUTE}\n") + 2
+        assert lines[docstring].startswith('    """'), f"{health_template}: no docstring for /live"
+        lines[docstring] = TEMPLATE_LIVE_DOCSTRING + "\n"
+        path.write_text("".join(lines), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

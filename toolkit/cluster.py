@@ -127,6 +127,10 @@ class ThrowawayCluster:
 
     def start(self) -> int:
         """initdb and start; returns the port the server listens on (127.0.0.1)."""
+        self._create_data_directory()
+        return self._start_on_a_free_port()
+
+    def _create_data_directory(self) -> None:
         proc = self._run(
             str(self.bindir / "initdb"),
             "-D",
@@ -141,6 +145,8 @@ class ThrowawayCluster:
         if proc.returncode != 0:
             self._remove()
             raise PostgresUnavailable(f"initdb failed:\n{proc.stdout}\n" + self.how_to)
+
+    def _start_on_a_free_port(self) -> int:
         last_error = ""
         for _attempt in range(5):  # another process may grab the free port before postgres does
             port = free_port()
@@ -191,3 +197,32 @@ class ThrowawayCluster:
 
     def _remove(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class ThrowawayReplica(ThrowawayCluster):
+    """A streaming replica of the server at `primary_url` (a role that may replicate):
+    `pg_basebackup -R` into a temporary directory, replaying each transaction `apply_delay_ms`
+    after its commit (`recovery_min_apply_delay`) so that it really lags. Stopped and removed
+    like a ThrowawayCluster."""
+
+    def __init__(
+        self, bindir: Path, primary_url: str, *, apply_delay_ms: int, how_to: str = ""
+    ) -> None:
+        super().__init__(bindir, how_to=how_to)
+        self.primary_url = primary_url
+        self.apply_delay_ms = apply_delay_ms
+
+    def _create_data_directory(self) -> None:
+        proc = self._run(
+            str(self.bindir / "pg_basebackup"),
+            f"--dbname={self.primary_url}",
+            f"--pgdata={self.data}",
+            "--write-recovery-conf",
+            "--checkpoint=fast",
+            "--no-sync",
+        )
+        if proc.returncode != 0:
+            self._remove()
+            raise PostgresUnavailable(f"pg_basebackup failed:\n{proc.stdout}\n" + self.how_to)
+        with (self.data / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+            conf.write(f"recovery_min_apply_delay = '{self.apply_delay_ms:d}ms'\n")
