@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.services import BASELINES, BENCH, ITEMS, Server, log
+from bench.services import BASELINES, BENCH, ITEMS, SQLITE_BASELINE, Server, log, pinned
 
 if TYPE_CHECKING:
     from bench.options import Options
@@ -54,6 +54,7 @@ class Run:
     sequence: int
     vs_starlette: float | None = None
     vs_fastapi: float | None = None
+    vs_aiosqlite: float | None = None
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
@@ -85,6 +86,7 @@ def run_wrk(
     workdir: Path,
     timeout: float,
     open_seconds: float = 0,
+    cpus: str | None = None,
 ) -> dict[str, int]:
     """wrk's figures; with `open_seconds`, the connections are opened that long before the first
     request is sent, and `duration_us` counts from then."""
@@ -97,6 +99,7 @@ def run_wrk(
         "BENCH_CONNECTIONS_PER_THREAD": str(connections // threads),
     }
     argv = [
+        *pinned([], cpus),
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
@@ -128,7 +131,14 @@ def measure(
 ) -> Run:
     if options.warmup > 0:
         run_wrk(
-            server, endpoint, connections, options.warmup, options.threads, workdir, options.timeout
+            server,
+            endpoint,
+            connections,
+            options.warmup,
+            options.threads,
+            workdir,
+            options.timeout,
+            cpus=options.wrk_cpus,
         )
     raw = run_wrk(
         server,
@@ -139,6 +149,7 @@ def measure(
         workdir,
         options.timeout,
         open_seconds=OPEN_SECONDS,
+        cpus=options.wrk_cpus,
     )
     rss, hwm = memory_mib(server.pid)
     detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
@@ -164,12 +175,14 @@ def measure(
     return run
 
 
-def block_order(participants: list[str], every: int) -> list[list[str]]:
+def block_order(
+    participants: list[str], every: int, baselines: tuple[str, ...] = BASELINES
+) -> list[list[str]]:
     """Baselines first, after every `every` variants, and last."""
-    groups: list[list[str]] = [list(BASELINES)]
+    groups: list[list[str]] = [list(baselines)]
     for start in range(0, len(participants), every):
         groups.append(participants[start : start + every])
-        groups.append(list(BASELINES))
+        groups.append(list(baselines))
     return groups
 
 
@@ -184,7 +197,8 @@ def run_block(
 ) -> None:
     sequence = len(runs)
     block: list[Run] = []
-    for group in block_order(participants, options.baseline_every):
+    baselines = tuple(b for b in BASELINES if b in servers)
+    for group in block_order(participants, options.baseline_every, baselines):
         for name in group:
             block.append(measure(servers[name], endpoint, connections, options, workdir, sequence))
             sequence += 1
@@ -193,8 +207,14 @@ def run_block(
             continue
         before = [r for r in block if r.target in BASELINES and r.sequence < run.sequence]
         after = [r for r in block if r.target in BASELINES and r.sequence > run.sequence]
-        for attribute, baseline in (("vs_starlette", BASELINES[0]), ("vs_fastapi", BASELINES[1])):
-            near = [r for r in (before[-2:] + after[:2]) if r.target == baseline]
+        ratios = (
+            ("vs_starlette", BASELINES[0]),
+            ("vs_fastapi", BASELINES[1]),
+            ("vs_aiosqlite", SQLITE_BASELINE),
+        )
+        for attribute, baseline in ratios:
+            near = [r for r in before if r.target == baseline][-1:]
+            near += [r for r in after if r.target == baseline][:1]
             mean = sum(r.rps for r in near) / len(near) if near else 0
             setattr(run, attribute, run.rps / mean if mean else None)
     runs.extend(block)
