@@ -52,20 +52,46 @@ class Run:
     rss_mib: float
     hwm_mib: float
     sequence: int
+    switches_per_request: float = 0.0
     vs_starlette: float | None = None
     vs_fastapi: float | None = None
     vs_aiosqlite: float | None = None
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
+    """(VmRSS, VmHWM) in MiB of a process and its descendants (uvicorn's workers), summed."""
     values = {"VmRSS": 0.0, "VmHWM": 0.0}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in values:
-                values[key] = int(rest.split()[0]) / 1024
+    for process in processes(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] += int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+def processes(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's workers)."""
+    found = [pid]
+    for process in found:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                children = Path(f"/proc/{process}/task/{task}/children").read_text().split()
+                found += [int(child) for child in children]
+    return found
+
+
+def context_switches(pid: int) -> int:
+    """Context switches so far of every thread of the process and its descendants: each call
+    that hands work to another thread (aiosqlite's) and waits for it costs some."""
+    total = 0
+    for process in processes(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                for line in Path(f"/proc/{process}/task/{task}/status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+    return total
 
 
 def wrk_script(endpoint: Endpoint, workdir: Path) -> Path:
@@ -140,6 +166,7 @@ def measure(
             options.timeout,
             cpus=options.wrk_cpus,
         )
+    switches = context_switches(server.pid)
     raw = run_wrk(
         server,
         endpoint,
@@ -151,6 +178,7 @@ def measure(
         open_seconds=OPEN_SECONDS,
         cpus=options.wrk_cpus,
     )
+    switches = context_switches(server.pid) - switches
     rss, hwm = memory_mib(server.pid)
     detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
     seconds = raw["duration_us"] / 1e6
@@ -167,10 +195,12 @@ def measure(
         rss_mib=rss,
         hwm_mib=hwm,
         sequence=sequence,
+        switches_per_request=switches / raw["requests"] if raw["requests"] else 0.0,
     )
     log(
         f"{server.name:34} {endpoint.label:20} c={connections:<3} {run.rps:7.0f} req/s"
         f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  errors {run.errors}"
+        f"  {run.switches_per_request:5.1f} switches/request"
     )
     return run
 

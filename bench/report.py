@@ -60,9 +60,9 @@ def report(
         columns += " × FastAPI+aiosqlite |"
     out.append(
         "| service | endpoint | conns | req/s | p50 ms | p99 ms | p99/p50 | errors | RSS MiB "
-        + columns
+        "| switches/req " + columns
     )
-    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|" + "--:|" * len(ratio_attributes))
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|" + "--:|" * len(ratio_attributes))
     names = [*BASELINES, *REFERENCES, *(p.variant.label for p in prepared)]
     order = {name: n for n, name in enumerate(names)}
     keys = sorted(
@@ -82,6 +82,7 @@ def report(
             p99 = sum(r.p99_ms for r in group) / n
             errors = sum(r.errors for r in group)
             rss = max(r.rss_mib for r in group)
+            switches = sum(r.switches_per_request for r in group) / n
             label = f"*{target}*" if target in (*BASELINES, *REFERENCES) else target
             if target in BASELINES and n > 1:
                 spread = max(r.rps for r in group) / min(r.rps for r in group) - 1
@@ -101,7 +102,7 @@ def report(
             out.append(
                 f"| {label} | {ENDPOINTS[endpoint].label} | {connections} | {rps:,.0f} "
                 f"| {p50:.1f} | {p99:.1f} | {p99 / p50 if p50 else 0:.1f} | {errors} "
-                f"| {rss:.0f} | " + " | ".join(ratios) + " |"
+                f"| {rss:.0f} | {switches:.1f} | " + " | ".join(ratios) + " |"
             )
     out += ["", "| variant | render s | uv sync s | generated suite s | suite result |"]
     out.append("|---|--:|--:|--:|---|")
