@@ -5,7 +5,8 @@ Steps, in order:
 2. the baselines' environment (uv, resolved now, so it gets the releases the projects get);
 3. for every variant: render (timed), `uv sync`, database created and migrated with the
    project's own CLI, 10 000 items seeded through its models, its generated suite (timed);
-4. every server started (one uvicorn worker each, as `<slug> serve` runs it), a user registered
+4. every server started (one uvicorn worker each unless --workers, as `<slug> serve` runs it;
+   the FastAPI + aiosqlite baseline when an aiosqlite variant is measured), a user registered
    and logged in where /auth/me is measured;
 5. per endpoint and concurrency, one block of wrk runs in which the baselines run before the
    first variant, after every --baseline-every variants and after the last: each variant's
