@@ -5,7 +5,8 @@ Steps, in order:
 2. the baselines' environment (uv, resolved now, so it gets the releases the projects get);
 3. for every variant: render (timed), `uv sync`, database created and migrated with the
    project's own CLI, 10 000 items seeded through its models, its generated suite (timed);
-4. every server started (one uvicorn worker each, as `<slug> serve` runs it), a user registered
+4. every server started (one uvicorn worker each unless --workers, as `<slug> serve` runs it;
+   the FastAPI + aiosqlite baseline when an aiosqlite variant is measured), a user registered
    and logged in where /auth/me is measured;
 5. per endpoint and concurrency, one block of wrk runs in which the baselines run before the
    first variant, after every --baseline-every variants and after the last: each variant's
@@ -42,6 +43,8 @@ from bench.services import (
     REPLICA_ENDPOINTS,
     REPLICA_READS,
     REPO,
+    SQLITE_BASELINE,
+    SQLITE_FLOOR,
     Prepared,
     Server,
     baseline_server,
@@ -49,6 +52,7 @@ from bench.services import (
     log_in,
     prepare_baseline_database,
     prepare_baselines,
+    prepare_sqlite_baseline_database,
     prepare_variant,
     replica_server,
     variant_server,
@@ -144,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             admin_python = prepare_baselines(workdir, options.python)
             token = secrets.token_urlsafe(32)
             baseline_url = prepare_baseline_database(admin_python, server, token)
+            sqlite_path = prepare_sqlite_baseline_database(admin_python, workdir, token)
             for variant in options.variants:
                 log(f"preparing {variant.label}")
                 p = prepare_variant(
@@ -161,16 +166,39 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"suite {p.suite_s or 0:.1f}s ({p.suite_summary})"
                 )
 
-            for name in [*BASELINES, *([REFERENCE] if options.orm_baseline else [])]:
-                env = {"BENCH_DATABASE_URL": baseline_url, **options.server_env}
-                log_path = workdir / f"{name}.log"
+            on_sqlite = options.sqlite_floor or any(not v.is_postgres for v in options.variants)
+            references = [
+                *([REFERENCE] if options.orm_baseline else []),
+                *([SQLITE_FLOOR] if options.sqlite_floor else []),
+            ]
+            for name in [*BASELINES, *references]:
+                if name == SQLITE_BASELINE and not on_sqlite:
+                    continue
+                env = {
+                    "BENCH_DATABASE_URL": baseline_url,
+                    "BENCH_SQLITE_PATH": str(sqlite_path),
+                    **options.server_env,
+                }
+                log_path = workdir / f"{name.replace(' ', '-')}.log"
                 servers[name] = baseline_server(
-                    name, BASELINE_MODULES[name], admin_python, log_path, env
+                    name,
+                    BASELINE_MODULES[name],
+                    admin_python,
+                    log_path,
+                    env,
+                    workers=options.workers,
+                    cpus=options.server_cpus,
                 )
                 servers[name].start("/items/1")
                 servers[name].cookie = f"session={token}"
             for p in prepared:
-                served = servers[p.variant.label] = variant_server(p, workdir, options.server_env)
+                served = servers[p.variant.label] = variant_server(
+                    p,
+                    workdir,
+                    options.server_env,
+                    workers=options.workers,
+                    cpus=options.server_cpus,
+                )
                 served.start("/health/ready")
                 if "me" in p.endpoints:
                     served.cookie = log_in(served)
@@ -190,8 +218,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ]
                 if not participants:
                     continue
-                if options.orm_baseline:
-                    participants.insert(0, REFERENCE)
+                participants[:0] = [
+                    r for r in references if endpoint_key in ("get", "post") or r == REFERENCE
+                ]
                 run_block(
                     ENDPOINTS[endpoint_key],
                     connections,
@@ -207,15 +236,24 @@ def main(argv: Sequence[str] | None = None) -> None:
             header = [
                 f"Benchmark of {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on "
                 f"{machine_description()}.",
-                f"PostgreSQL: {server.origin} server; {ITEMS:,} items seeded; one uvicorn worker "
-                f"(uvloop, httptools) per service; wrk -t{options.threads} --timeout "
+                f"PostgreSQL: {server.origin} server; {ITEMS:,} items seeded; "
+                + (
+                    "one uvicorn worker"
+                    if options.workers == 1
+                    else f"{options.workers} uvicorn workers"
+                )
+                + " (uvloop, httptools) per service"
+                + (f", pinned to cores {options.server_cpus}" if options.server_cpus else "")
+                + (f", wrk to cores {options.wrk_cpus}" if options.wrk_cpus else "")
+                + f"; wrk -t{options.threads} --timeout "
                 f"{options.timeout:g}s, "
                 f"{options.duration:g} s runs after {options.warmup:g} s warm-up, on connections "
                 f"opened {OPEN_SECONDS:g} s before; baselines re-run "
                 f"every {options.baseline_every} variants, ratios against the runs either side.",
                 "Baselines: "
                 + versions(
-                    admin_python, ["fastapi", "starlette", "uvicorn", "asyncpg", "pydantic"]
+                    admin_python,
+                    ["fastapi", "starlette", "uvicorn", "asyncpg", "aiosqlite", "pydantic"],
                 ),
             ]
             if prepared:

@@ -11,7 +11,10 @@ Targets: the chosen variants, and the references that split a variant's cost int
 FastAPI + asyncpg (`fastapi_asyncpg`), plus one yield dependency (`fastapi_dependency`, GET
 only), plus an SQLAlchemy AsyncSession with the least ORM work for the route
 (`fastapi_sqlalchemy_floor`: `session.get`; for POST a transaction and one flushed INSERT) —
-and the straightforward ORM app (`fastapi_sqlalchemy`), for GET /items/{id} and POST /items.
+and the straightforward ORM app (`fastapi_sqlalchemy`), for GET /items/{id} and POST /items;
+on SQLite, FastAPI + raw aiosqlite (`fastapi_aiosqlite`) and the SQLAlchemy + aiosqlite floor
+(`fastapi_sqlalchemy_sqlite_floor`). aiosqlite runs every call in a thread of its own: callgrind
+counts the instructions of every thread, and runs one thread at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from bench.services import (
     log_in,
     prepare_baseline_database,
     prepare_baselines,
+    prepare_sqlite_baseline_database,
     prepare_variant,
     variant_server,
 )
@@ -49,7 +53,7 @@ class Reference:
     module: str
     endpoints: tuple[str, ...]
     driver: str = "asyncpg"
-    """BENCH_SQLALCHEMY_DRIVER of the SQLAlchemy references."""
+    """BENCH_SQLALCHEMY_DRIVER of the SQLAlchemy references; "aiosqlite": a SQLite reference."""
 
 
 REFERENCES = {
@@ -63,6 +67,12 @@ REFERENCES = {
     ),
     "straightforward FastAPI + SQLAlchemy": Reference(
         "bench.baselines.fastapi_sqlalchemy:app", ("get", "post")
+    ),
+    "fastapi+aiosqlite": Reference(
+        "bench.baselines.fastapi_aiosqlite:app", ("get", "post"), driver="aiosqlite"
+    ),
+    "+ SQLAlchemy floor (aiosqlite)": Reference(
+        "bench.baselines.fastapi_sqlalchemy_sqlite_floor:app", ("get", "post"), driver="aiosqlite"
     ),
 }
 
@@ -127,6 +137,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("-c", "--connections", type=int, default=8)
     parser.add_argument("-d", "--duration", type=float, default=30)
     parser.add_argument("--no-references", action="store_true")
+    parser.add_argument(
+        "--references",
+        default="all",
+        choices=["all", "postgresql", "sqlite"],
+        help="which references to count (default all)",
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args(argv)
@@ -161,11 +177,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             python = prepare_baselines(workdir, None)
             token = secrets.token_urlsafe(32)
             base_url = prepare_baseline_database(python, pg.server, token)
+            sqlite_path = prepare_sqlite_baseline_database(python, workdir, token)
             targets: list[tuple[str, Server, list[str]]] = []
             if not args.no_references:
                 for label, reference in REFERENCES.items():
+                    on_sqlite = reference.driver == "aiosqlite"
+                    if args.references != "all" and on_sqlite != (args.references == "sqlite"):
+                        continue
                     env = {
                         "BENCH_DATABASE_URL": base_url,
+                        "BENCH_SQLITE_PATH": str(sqlite_path),
                         "BENCH_SQLALCHEMY_DRIVER": reference.driver,
                         "DATABASE_POOL_SIZE": "20",
                         "DATABASE_MAX_OVERFLOW": "0",

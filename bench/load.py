@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.services import BASELINES, BENCH, ITEMS, Server, log
+from bench.services import BASELINES, BENCH, ITEMS, SQLITE_BASELINE, Server, log, pinned
 
 if TYPE_CHECKING:
     from bench.options import Options
@@ -52,19 +52,46 @@ class Run:
     rss_mib: float
     hwm_mib: float
     sequence: int
+    switches_per_request: float = 0.0
     vs_starlette: float | None = None
     vs_fastapi: float | None = None
+    vs_aiosqlite: float | None = None
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MiB."""
+    """(VmRSS, VmHWM) in MiB of a process and its descendants (uvicorn's workers), summed."""
     values = {"VmRSS": 0.0, "VmHWM": 0.0}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in values:
-                values[key] = int(rest.split()[0]) / 1024
+    for process in processes(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                key, _, rest = line.partition(":")
+                if key in values:
+                    values[key] += int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+def processes(pid: int) -> list[int]:
+    """The process and its descendants (uvicorn's workers)."""
+    found = [pid]
+    for process in found:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                children = Path(f"/proc/{process}/task/{task}/children").read_text().split()
+                found += [int(child) for child in children]
+    return found
+
+
+def context_switches(pid: int) -> int:
+    """Context switches so far of every thread of the process and its descendants: each call
+    that hands work to another thread (aiosqlite's) and waits for it costs some."""
+    total = 0
+    for process in processes(pid):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                for line in Path(f"/proc/{process}/task/{task}/status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+    return total
 
 
 def wrk_script(endpoint: Endpoint, workdir: Path) -> Path:
@@ -85,6 +112,7 @@ def run_wrk(
     workdir: Path,
     timeout: float,
     open_seconds: float = 0,
+    cpus: str | None = None,
 ) -> dict[str, int]:
     """wrk's figures; with `open_seconds`, the connections are opened that long before the first
     request is sent, and `duration_us` counts from then."""
@@ -97,6 +125,7 @@ def run_wrk(
         "BENCH_CONNECTIONS_PER_THREAD": str(connections // threads),
     }
     argv = [
+        *pinned([], cpus),
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
@@ -128,8 +157,16 @@ def measure(
 ) -> Run:
     if options.warmup > 0:
         run_wrk(
-            server, endpoint, connections, options.warmup, options.threads, workdir, options.timeout
+            server,
+            endpoint,
+            connections,
+            options.warmup,
+            options.threads,
+            workdir,
+            options.timeout,
+            cpus=options.wrk_cpus,
         )
+    switches = context_switches(server.pid)
     raw = run_wrk(
         server,
         endpoint,
@@ -139,7 +176,9 @@ def measure(
         workdir,
         options.timeout,
         open_seconds=OPEN_SECONDS,
+        cpus=options.wrk_cpus,
     )
+    switches = context_switches(server.pid) - switches
     rss, hwm = memory_mib(server.pid)
     detail = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
     seconds = raw["duration_us"] / 1e6
@@ -156,20 +195,24 @@ def measure(
         rss_mib=rss,
         hwm_mib=hwm,
         sequence=sequence,
+        switches_per_request=switches / raw["requests"] if raw["requests"] else 0.0,
     )
     log(
         f"{server.name:34} {endpoint.label:20} c={connections:<3} {run.rps:7.0f} req/s"
         f"  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  errors {run.errors}"
+        f"  {run.switches_per_request:5.1f} switches/request"
     )
     return run
 
 
-def block_order(participants: list[str], every: int) -> list[list[str]]:
+def block_order(
+    participants: list[str], every: int, baselines: tuple[str, ...] = BASELINES
+) -> list[list[str]]:
     """Baselines first, after every `every` variants, and last."""
-    groups: list[list[str]] = [list(BASELINES)]
+    groups: list[list[str]] = [list(baselines)]
     for start in range(0, len(participants), every):
         groups.append(participants[start : start + every])
-        groups.append(list(BASELINES))
+        groups.append(list(baselines))
     return groups
 
 
@@ -184,7 +227,8 @@ def run_block(
 ) -> None:
     sequence = len(runs)
     block: list[Run] = []
-    for group in block_order(participants, options.baseline_every):
+    baselines = tuple(b for b in BASELINES if b in servers)
+    for group in block_order(participants, options.baseline_every, baselines):
         for name in group:
             block.append(measure(servers[name], endpoint, connections, options, workdir, sequence))
             sequence += 1
@@ -193,8 +237,14 @@ def run_block(
             continue
         before = [r for r in block if r.target in BASELINES and r.sequence < run.sequence]
         after = [r for r in block if r.target in BASELINES and r.sequence > run.sequence]
-        for attribute, baseline in (("vs_starlette", BASELINES[0]), ("vs_fastapi", BASELINES[1])):
-            near = [r for r in (before[-2:] + after[:2]) if r.target == baseline]
+        ratios = (
+            ("vs_starlette", BASELINES[0]),
+            ("vs_fastapi", BASELINES[1]),
+            ("vs_aiosqlite", SQLITE_BASELINE),
+        )
+        for attribute, baseline in ratios:
+            near = [r for r in before if r.target == baseline][-1:]
+            near += [r for r in after if r.target == baseline][:1]
             mean = sum(r.rps for r in near) / len(near) if near else 0
             setattr(run, attribute, run.rps / mean if mean else None)
     runs.extend(block)

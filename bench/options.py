@@ -33,6 +33,10 @@ class Options:
     suite: bool
     matrix: bool
     orm_baseline: bool
+    sqlite_floor: bool
+    workers: int
+    server_cpus: str | None
+    wrk_cpus: str | None
     database_url: str | None
     workdir: Path | None
     keep: bool
@@ -57,8 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         prog="python -m bench",
         description=(
             "Render generated services, seed them, serve each with one uvicorn worker and load "
-            "them with wrk, interleaved with two baselines (Starlette + asyncpg, FastAPI + "
-            "asyncpg); print requests/s, p50/p99, errors, memory and ratios."
+            "them with wrk, interleaved with the baselines (Starlette + asyncpg, FastAPI + "
+            "asyncpg, and FastAPI + aiosqlite for aiosqlite variants); print requests/s, "
+            "p50/p99, errors, memory and ratios."
         ),
     )
     parser.add_argument("--drivers", default="all", help="comma list of: " + ",".join(DRIVERS))
@@ -111,6 +116,24 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--orm-baseline",
         action="store_true",
         help="also measure the straightforward FastAPI + SQLAlchemy ORM app (bench/baselines)",
+    )
+    parser.add_argument(
+        "--sqlite-floor",
+        action="store_true",
+        help="also measure the SQLAlchemy + aiosqlite floor app (bench/baselines)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of every service, baselines included (default 1)",
+    )
+    parser.add_argument(
+        "--server-cpus",
+        help="pin every service to these cores (taskset -c, e.g. 0); default: unpinned",
+    )
+    parser.add_argument(
+        "--wrk-cpus", help="pin wrk to these cores (taskset -c, e.g. 1); default: unpinned"
     )
     parser.add_argument(
         "--matrix",
@@ -173,6 +196,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         suite=not args.no_suite,
         matrix=args.matrix,
         orm_baseline=args.orm_baseline,
+        sqlite_floor=args.sqlite_floor,
+        workers=max(1, args.workers),
+        server_cpus=args.server_cpus,
+        wrk_cpus=args.wrk_cpus,
         database_url=args.database_url,
         workdir=args.workdir,
         keep=args.keep,

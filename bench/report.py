@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.load import ENDPOINTS, Run
-from bench.services import BASELINES, REFERENCE, REPLICA_READS, Prepared
+from bench.services import BASELINES, REFERENCES, REPLICA_READS, SQLITE_BASELINE, Prepared
 
 
 def machine_description() -> str:
@@ -53,14 +53,19 @@ def report(
     standard: int,
 ) -> str:
     out = [*header, ""]
+    ratio_attributes = ["vs_starlette", "vs_fastapi"]
+    columns = "| × Starlette+asyncpg | × FastAPI+asyncpg |"
+    if any(r.target == SQLITE_BASELINE for r in runs):
+        ratio_attributes.append("vs_aiosqlite")
+        columns += " × FastAPI+aiosqlite |"
     out.append(
         "| service | endpoint | conns | req/s | p50 ms | p99 ms | p99/p50 | errors | RSS MiB "
-        "| × Starlette+asyncpg | × FastAPI+asyncpg |"
+        "| switches/req " + columns
     )
-    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|" + "--:|" * len(ratio_attributes))
     names = [
         *BASELINES,
-        REFERENCE,
+        *REFERENCES,
         *(label for p in prepared for label in (p.variant.label, p.variant.label + REPLICA_READS)),
     ]
     order = {name: n for n, name in enumerate(names)}
@@ -81,7 +86,8 @@ def report(
             p99 = sum(r.p99_ms for r in group) / n
             errors = sum(r.errors for r in group)
             rss = max(r.rss_mib for r in group)
-            label = f"*{target}*" if target in (*BASELINES, REFERENCE) else target
+            switches = sum(r.switches_per_request for r in group) / n
+            label = f"*{target}*" if target in (*BASELINES, *REFERENCES) else target
             if target in BASELINES and n > 1:
                 spread = max(r.rps for r in group) / min(r.rps for r in group) - 1
                 label += f" ({n} runs, ±{spread * 50:.0f}%)"
@@ -91,12 +97,16 @@ def report(
                     if all(getattr(r, a) is not None for r in group)
                     else None
                 )
-                for a in ("vs_starlette", "vs_fastapi")
+                for a in ratio_attributes
             ]
+            if target in BASELINES:
+                ratios = ["–"] * len(ratio_attributes)
+            elif target == SQLITE_BASELINE or "aiosqlite" not in target:
+                ratios[2:] = ["–"] * len(ratios[2:])
             out.append(
                 f"| {label} | {ENDPOINTS[endpoint].label} | {connections} | {rps:,.0f} "
                 f"| {p50:.1f} | {p99:.1f} | {p99 / p50 if p50 else 0:.1f} | {errors} "
-                f"| {rss:.0f} | {ratios[0]} | {ratios[1]} |"
+                f"| {rss:.0f} | {switches:.1f} | " + " | ".join(ratios) + " |"
             )
     out += ["", "| variant | render s | uv sync s | generated suite s | suite result |"]
     out.append("|---|--:|--:|--:|---|")
@@ -130,20 +140,27 @@ def targets(runs: list[Run], prepared: list[Prepared], standard: int) -> list[st
         lines.append(f"- [{'x' if ok else ' '}] {text}")
 
     pg = {p.variant.label for p in prepared if p.variant.is_postgres}
-    for endpoint, floor in (("get", 0.45), ("post", 0.40)):
+    sqlite = {p.variant.label for p in prepared if not p.variant.is_postgres}
+    goals = (
+        (pg, "get", 0.45, "vs_fastapi", "PostgreSQL", "FastAPI+asyncpg"),
+        (pg, "post", 0.40, "vs_fastapi", "PostgreSQL", "FastAPI+asyncpg"),
+        (sqlite, "get", 0.45, "vs_aiosqlite", "SQLite", "FastAPI+aiosqlite"),
+        (sqlite, "post", 0.35, "vs_aiosqlite", "SQLite", "FastAPI+aiosqlite"),
+    )
+    for labels, endpoint, floor, attribute, database, baseline in goals:
         selected = [
             r
             for r in runs
-            if r.target in pg and r.endpoint == endpoint and r.connections == standard
+            if r.target in labels and r.endpoint == endpoint and r.connections == standard
         ]
         if selected:
-            worst = min(selected, key=lambda r: r.vs_fastapi or 0)
+            worst = min(selected, key=lambda r: getattr(r, attribute) or 0)
             check(
-                all((r.vs_fastapi or 0) >= floor for r in selected),
-                f"PostgreSQL {ENDPOINTS[endpoint].label} ≥ {floor}× FastAPI+asyncpg "
-                f"(lowest {fmt_ratio(worst.vs_fastapi)}, {worst.target})",
+                all((getattr(r, attribute) or 0) >= floor for r in selected),
+                f"{database} {ENDPOINTS[endpoint].label} ≥ {floor}× {baseline} "
+                f"(lowest {fmt_ratio(getattr(worst, attribute))}, {worst.target})",
             )
-    ours = [r for r in runs if r.target not in (*BASELINES, REFERENCE)]
+    ours = [r for r in runs if r.target not in (*BASELINES, *REFERENCES)]
     high = [r for r in ours if r.connections > standard]
     if high:
         bad = [r for r in high if r.errors or r.rps <= 0]

@@ -24,16 +24,24 @@ BENCH = REPO / "bench"
 PACKAGE = "my_service"  # the template's default package name and CLI
 CLI = "my-service"
 ITEMS = 10_000
-BASELINES = ("starlette+asyncpg", "fastapi+asyncpg")
+SQLITE_BASELINE = "fastapi+aiosqlite"
+"""The baseline of the aiosqlite variants, run with the others when one of them is measured."""
+BASELINES = ("starlette+asyncpg", "fastapi+asyncpg", SQLITE_BASELINE)
 REFERENCE = "fastapi+sqlalchemy"
 """--orm-baseline: the straightforward FastAPI + SQLAlchemy ORM app, measured like a variant."""
+SQLITE_FLOOR = "sqlalchemy floor (aiosqlite)"
+"""--sqlite-floor: the least an ORM service on aiosqlite does, measured like a variant."""
+REFERENCES = (REFERENCE, SQLITE_FLOOR)
 BASELINE_MODULES = {
     "starlette+asyncpg": "bench.baselines.starlette_asyncpg:app",
     "fastapi+asyncpg": "bench.baselines.fastapi_asyncpg:app",
+    SQLITE_BASELINE: "bench.baselines.fastapi_aiosqlite:app",
     REFERENCE: "bench.baselines.fastapi_sqlalchemy:app",
+    SQLITE_FLOOR: "bench.baselines.fastapi_sqlalchemy_sqlite_floor:app",
 }
 PASSWORD = "bench-password-not-secret"
 BASELINE_DATABASE = "bench_base"
+SQLITE_BASELINE_FILE = "baseline.db"
 
 
 def log(message: str) -> None:
@@ -54,8 +62,8 @@ def check_run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 
 
 
 class Server(ServerProcess):
-    """One uvicorn process (one worker), its log in the work dir, and the Cookie header its
-    authenticated requests carry."""
+    """One uvicorn process (one worker unless --workers), its log in the work dir, and the Cookie
+    header its authenticated requests carry."""
 
     def __init__(
         self, name: str, argv: list[str], cwd: Path, env: dict[str, str], log_path: Path
@@ -110,6 +118,18 @@ def prepare_baseline_database(admin_python: Path, server: PostgresServer, token:
     url = server.url("postgresql", BASELINE_DATABASE)
     dbtool(admin_python, "baseline", url, str(ITEMS), token)
     return url
+
+
+def prepare_sqlite_baseline_database(admin_python: Path, workdir: Path, token: str) -> Path:
+    """The SQLite baseline's file: schema, items and a session for `token`; returns its path."""
+    path = workdir / SQLITE_BASELINE_FILE
+    dbtool(admin_python, "sqlite", str(path), str(ITEMS), token)
+    return path
+
+
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """`argv` under `taskset -c CPUS` (every thread and child on those cores), or as it is."""
+    return ["taskset", "-c", cpus, *argv] if cpus else argv
 
 
 def prepare_variant(
@@ -182,7 +202,14 @@ def variant_key(variant: Variant) -> str:
     return variant.id + ("-otel" if variant.telemetry != "none" else "")
 
 
-def variant_server(prepared: Prepared, workdir: Path, server_env: Mapping[str, str]) -> Server:
+def variant_server(
+    prepared: Prepared,
+    workdir: Path,
+    server_env: Mapping[str, str],
+    *,
+    workers: int = 1,
+    cpus: str | None = None,
+) -> Server:
     """`<slug> serve` of a prepared variant (start it with `.start("/health/ready")`)."""
     variant = prepared.variant
     # Telemetry is measured as recorded, not as exported: no collector runs beside the benchmark.
@@ -197,8 +224,10 @@ def variant_server(prepared: Prepared, workdir: Path, server_env: Mapping[str, s
         }
     )
     argv = [str(prepared.project / ".venv" / "bin" / CLI), "serve"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     log = workdir / f"{variant_key(variant)}.log"
-    return Server(variant.label, argv, prepared.project, env, log)
+    return Server(variant.label, pinned(argv, cpus), prepared.project, env, log)
 
 
 REPLICA_READS = " +replica"
@@ -218,16 +247,25 @@ def replica_server(
     }
     env = variant_server(prepared, workdir, settings).env
     argv = [str(prepared.project / ".venv" / "bin" / CLI), "serve"]
-    log_path = workdir / f"{prepared.variant.id}-replica.log"
+    log_path = workdir / f"{variant_key(prepared.variant)}-replica.log"
     return Server(prepared.variant.label + REPLICA_READS, argv, prepared.project, env, log_path)
 
 
 def baseline_server(
-    name: str, module: str, admin_python: Path, log_path: Path, env: Mapping[str, str]
+    name: str,
+    module: str,
+    admin_python: Path,
+    log_path: Path,
+    env: Mapping[str, str],
+    *,
+    workers: int = 1,
+    cpus: str | None = None,
 ) -> Server:
     """`python -m uvicorn MODULE` with the baselines' interpreter (ready once /items/1 answers)."""
     argv = [str(admin_python), "-m", "uvicorn", module]
-    return Server(name, argv, REPO, child_env(env), log_path)
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    return Server(name, pinned(argv, cpus), REPO, child_env(env), log_path)
 
 
 def log_in(server: Server) -> str:
