@@ -396,9 +396,11 @@ def test_rename_answer_script(before: str, after: str) -> None:
 def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> None:
     """The real v0.1.0 release, edited by its user, updated to the working tree: the files that
     release added outside Python arrive (CHANGELOG, Unreleased), the user's edits survive."""
+    template = TemplateRepo.from_release_archive(tmp_path / "template", "0.1.0")
+    template.advance_to_working_tree()
     project = tmp_path / "my-service"
     copier.run_copy(
-        str(TEMPLATE_ROOT),
+        template.url,
         str(project),
         data={"database_driver": driver, "user_sessions": "cookie"},
         defaults=True,

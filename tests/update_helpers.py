@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import yaml
 from toolkit.answers import TEMPLATE_ROOT
 
 ANSWERS_FILE = ".copier-answers.yml"
+RELEASE_ARCHIVES = Path(__file__).parent / "data"
 
 # The tests' own git commands (copier sets its own identity for its internal commits): CI may have
 # no git identity at all, and a developer's global config (signing, hooks) must not leak in.
@@ -62,6 +64,20 @@ def commit_all(path: Path, message: str) -> None:
 # ----------------------------------------------------------------------------- the template
 
 
+def copy_working_tree(dst: Path) -> None:
+    """The template repository's files as in its working tree into `dst`."""
+    listed = git(
+        TEMPLATE_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"
+    ).split("\0")
+    for rel in filter(None, listed):
+        src = TEMPLATE_ROOT / rel
+        if not src.is_file():  # deleted in the working tree but still in the index
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
 class TemplateRepo:
     """A git repository holding a copy of the template, released with `vX.Y.Z` tags."""
 
@@ -72,20 +88,37 @@ class TemplateRepo:
     def from_working_tree(cls, dst: Path) -> TemplateRepo:
         """Copy the template's working tree (uncommitted and untracked changes included; .git and
         git-ignored files such as .venv and caches left out) into a fresh repository."""
-        listed = git(
-            TEMPLATE_ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"
-        ).split("\0")
         dst.mkdir(parents=True)
-        for rel in filter(None, listed):
-            src = TEMPLATE_ROOT / rel
-            if not src.is_file():  # deleted in the working tree but still in the index
-                continue
-            target = dst / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+        copy_working_tree(dst)
         init_repo(dst)
         commit_all(dst, "Template as in the working tree")
         return cls(dst)
+
+    @classmethod
+    def from_release_archive(cls, dst: Path, version: str) -> TemplateRepo:
+        """A fresh repository whose first commit, tagged `v<version>`, is that release as
+        tests/data/release-<version>.tar.gz holds it (`git archive v<version> copier.yml template
+        scripts`): tests of updates from a real release need neither the tag nor the history in
+        the clone they run in."""
+        dst.mkdir(parents=True)
+        with tarfile.open(RELEASE_ARCHIVES / f"release-{version}.tar.gz") as archive:
+            archive.extractall(dst, filter="data")
+        init_repo(dst)
+        repo = cls(dst)
+        repo.release(version)
+        return repo
+
+    def advance_to_working_tree(self) -> None:
+        """Commit the template's working tree on top of what the repository holds."""
+        for child in self.root.iterdir():
+            if child.name == ".git":
+                continue
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        copy_working_tree(self.root)
+        commit_all(self.root, "Template as in the working tree")
 
     @property
     def url(self) -> str:
