@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from tests.update_helpers import (
     update_project,
 )
 from toolkit.answers import choices
+from toolkit.environment import project_env
+from toolkit.processes import run
+from toolkit.pythons import interpreter
 
 OLD, NEW = "v0.1.0", "v0.2.0"
 PACKAGE = "my_service"  # the default package_name
@@ -446,3 +450,48 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
     assert f"from {PACKAGE}.logs import REQUEST_ID_HEADER" in errors
     assert read_answers(project)["telemetry"] == "none"
     assert not (project / "src" / PACKAGE / "telemetry.py").exists()
+
+
+def test_a_0_1_0_database_migrates_to_this_tree_keeping_its_rows(tmp_path: Path) -> None:
+    """A project of the v0.1.0 release with a migrated SQLite database holding a user, updated
+    to the working tree: `db upgrade` applies the migrations added since (sessions' user agent,
+    login throttles, account balances), every row stays, and the models match the database."""
+    template = TemplateRepo.from_release_archive(tmp_path / "template", "0.1.0")
+    template.advance_to_working_tree()
+    project = tmp_path / "my-service"
+    copier.run_copy(
+        template.url,
+        str(project),
+        data={"database_driver": "aiosqlite", "user_sessions": "database"},
+        defaults=True,
+        unsafe=True,
+        skip_tasks=True,
+        quiet=True,
+        vcs_ref=OLD,
+    )
+    init_repo(project)
+    commit_all(project, f"Project rendered from the template at {OLD}")
+    database = tmp_path / "app.db"
+    env = project_env({"UV_PYTHON": interpreter("3.11"), "DATABASE_URL": f"sqlite:///{database}"})
+
+    def cli(*args: str) -> None:
+        result = run(["uv", "run", "my-service", *args], project, env=env, timeout=300)
+        assert result.ok, result.describe()
+
+    cli("db", "upgrade")
+    with sqlite3.connect(database) as connection:
+        connection.execute("INSERT INTO users (email, password_hash) VALUES ('a@example.com', 'x')")
+        connection.execute("INSERT INTO accounts (user_id, display_name) VALUES (1, 'A')")
+
+    commit_all(project, "uv.lock")
+    update_project(project, "HEAD")
+    cli("db", "upgrade")
+    cli("db", "check")
+
+    with sqlite3.connect(database) as connection:
+        user = connection.execute("SELECT email FROM users").fetchall()
+        account = connection.execute("SELECT display_name, balance FROM accounts").fetchall()
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert user == [("a@example.com",)]
+    assert account == [("A", 0)]
+    assert "login_throttles" in tables
