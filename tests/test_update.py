@@ -396,22 +396,31 @@ def test_rename_answer_script(before: str, after: str) -> None:
     assert load_rename_answer()(before, "old", "new") == after
 
 
-@pytest.mark.parametrize("driver", ["aiosqlite", "asyncpg"])
-def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> None:
-    """The real v0.1.0 release, edited by its user, updated to the working tree: the files that
-    release added outside Python arrive (CHANGELOG, Unreleased), the user's edits survive."""
+def project_of_release_0_1_0(tmp_path: Path, answers: Answers) -> Path:
+    """A project rendered from the real v0.1.0 release (tests/data), in a template repository
+    whose next commit is the working tree; the project is not yet a git repository."""
     template = TemplateRepo.from_release_archive(tmp_path / "template", "0.1.0")
     template.advance_to_working_tree()
     project = tmp_path / "my-service"
     copier.run_copy(
         template.url,
         str(project),
-        data={"database_driver": driver, "user_sessions": "cookie"},
+        data=dict(answers),
         defaults=True,
         unsafe=True,
         skip_tasks=True,
         quiet=True,
         vcs_ref=OLD,
+    )
+    return project
+
+
+@pytest.mark.parametrize("driver", ["aiosqlite", "asyncpg"])
+def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> None:
+    """The real v0.1.0 release, edited by its user, updated to the working tree: the files that
+    release added outside Python arrive (CHANGELOG, Unreleased), the user's edits survive."""
+    project = project_of_release_0_1_0(
+        tmp_path, {"database_driver": driver, "user_sessions": "cookie"}
     )
     assert read_answers(project)["_commit"] == OLD
     init_repo(project)
@@ -450,24 +459,18 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
     assert f"from {PACKAGE}.logs import REQUEST_ID_HEADER" in errors
     assert read_answers(project)["telemetry"] == "none"
     assert not (project / "src" / PACKAGE / "telemetry.py").exists()
+    # health.py now comes from one template per database family, at the same path.
+    health = (project / "src" / PACKAGE / "health.py").read_text(encoding="utf-8")
+    assert '@router.get("/ready"' in health
+    assert ("ReplicaState" in health) == (driver != "aiosqlite")
 
 
 def test_a_0_1_0_database_migrates_to_this_tree_keeping_its_rows(tmp_path: Path) -> None:
     """A project of the v0.1.0 release with a migrated SQLite database holding a user, updated
     to the working tree: `db upgrade` applies the migrations added since (sessions' user agent,
     login throttles, account balances), every row stays, and the models match the database."""
-    template = TemplateRepo.from_release_archive(tmp_path / "template", "0.1.0")
-    template.advance_to_working_tree()
-    project = tmp_path / "my-service"
-    copier.run_copy(
-        template.url,
-        str(project),
-        data={"database_driver": "aiosqlite", "user_sessions": "database"},
-        defaults=True,
-        unsafe=True,
-        skip_tasks=True,
-        quiet=True,
-        vcs_ref=OLD,
+    project = project_of_release_0_1_0(
+        tmp_path, {"database_driver": "aiosqlite", "user_sessions": "database"}
     )
     init_repo(project)
     commit_all(project, f"Project rendered from the template at {OLD}")
