@@ -1,5 +1,6 @@
-"""The README's two commands, run as written: on a machine without uv whose python3 is
-"externally managed" (PEP 668) where there is one, and `copier update` on the project rendered."""
+"""The README's two commands, run as written: the first on machines whose python3 is "externally
+managed" (PEP 668), whose python3 lets pip install, and that have uv already, each followed by
+`copier update` on the project it rendered; the second is the one .ci/run runs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from toolkit.environment import project_env
+import pytest
+
+from toolkit.environment import project_env, uv_binary
 from toolkit.render import TEMPLATE_ROOT
 
 README = TEMPLATE_ROOT / "README.md"
@@ -48,19 +51,32 @@ def is_externally_managed(python: Path) -> bool:
     return (Path(out) / "EXTERNALLY-MANAGED").is_file()
 
 
-def fresh_machine_env(cache_home: Path) -> dict[str, str]:
-    """No uv on PATH, python3 an externally managed one if the machine has it (else the
-    interpreter running the tests), empty caches but uv's download cache (shared to save time)."""
-    python_dir = (
-        SYSTEM_PYTHON.parent
-        if SYSTEM_PYTHON.is_file() and is_externally_managed(SYSTEM_PYTHON)
-        else Path(sysconfig.get_path("scripts"))
-    )
-    uv = shutil.which("uv")
-    assert uv, "uv is not on PATH"
+# The machines the README's commands must work on, by what `python3` and `uv` are there.
+MACHINES = ["python3-externally-managed", "python3-pip-allowed", "uv-installed"]
+
+
+def python3_dir(machine: str) -> Path:
+    """The directory whose `python3` the machine has first on PATH."""
+    if machine == "python3-externally-managed":
+        assert SYSTEM_PYTHON.is_file() and is_externally_managed(SYSTEM_PYTHON), (
+            f"{SYSTEM_PYTHON} is missing or not externally managed (PEP 668): run this test on a"
+            " Debian 12+ or Ubuntu 23.04+ machine, whose python3 is"
+        )
+        return SYSTEM_PYTHON.parent
+    # The virtual environment running the tests: pip may install into it (PEP 668 exempts them).
+    return Path(sysconfig.get_path("scripts"))
+
+
+def fresh_machine_env(machine: str, cache_home: Path) -> dict[str, str]:
+    """PATH with the machine's python3 first and uv only where the machine has it installed, empty
+    caches but uv's download cache (shared to save time)."""
+    uv = uv_binary()
     cache = subprocess.run([uv, "cache", "dir"], capture_output=True, text=True, check=True)
     env = project_env()
-    path = [str(python_dir)] + [
+    path = [str(python3_dir(machine))]
+    if machine == "uv-installed":
+        path.append(str(Path(uv).parent))
+    path += [
         entry
         for entry in env.get("PATH", "").split(os.pathsep)
         if entry and not (Path(entry) / "uv").exists()
@@ -72,7 +88,8 @@ def fresh_machine_env(cache_home: Path) -> dict[str, str]:
         UV_PYTHON_DOWNLOADS="never",
         **GIT_IDENTITY,
     )
-    assert shutil.which("uv", path=env["PATH"]) is None
+    found = shutil.which("uv", path=env["PATH"])
+    assert (found is not None) == (machine == "uv-installed"), found
     return env
 
 
@@ -85,14 +102,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command in ci
 
 
-def test_the_first_command_renders_serves_and_updates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("machine", MACHINES)
+def test_the_first_command_renders_serves_and_updates(tmp_path: Path, machine: str) -> None:
     clone = tmp_path / "copier-fastapi-sessions"
     shutil.copytree(
         TEMPLATE_ROOT,
         clone,
         ignore=shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", ".ruff_cache"),
     )
-    env = fresh_machine_env(tmp_path / "cache")
+    env = fresh_machine_env(machine, tmp_path / "cache")
     # A clone as a user has it: the working tree under test, committed.
     subprocess.run(["git", "add", "-A"], cwd=clone, env=env, check=True)
     subprocess.run(
@@ -115,7 +133,10 @@ def test_the_first_command_renders_serves_and_updates(tmp_path: Path) -> None:
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGTERM)
                 server.wait(timeout=30)
-    assert status == 200, f"{SERVE_URL} answered {status}:\n{log.read_text()[-4000:]}"
+    output = log.read_text()
+    assert status == 200, f"{SERVE_URL} answered {status}:\n{output[-4000:]}"
+    # scripts/uv-env installed uv exactly where the machine had none.
+    assert ("uv not found: installing it from PyPI" in output) == (machine != "uv-installed")
 
     project = tmp_path / "my-service"
     answers = (project / ".copier-answers.yml").read_text(encoding="utf-8")

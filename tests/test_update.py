@@ -217,6 +217,23 @@ def test_update_keeps_user_edits_and_brings_template_changes(
     assert len(git(project, "log", "--oneline").splitlines()) == 3
 
 
+@pytest.mark.parametrize("source", ["absolute-path", "repository-url"])
+def test_update_finds_the_template_it_was_rendered_from(
+    template: TemplateRepo, tmp_path: Path, source: str
+) -> None:
+    """The answers file records where the template came from, and `copier update` run in the
+    project finds it there again, whether that was a path or a URL to clone."""
+    url = template.url if source == "absolute-path" else f"git+{template.root.as_uri()}"
+    project = copy_project(template, tmp_path / "my-service", OLD, source=url)
+    assert read_answers(project)["_src_path"] == url
+
+    update_project(project, NEW)
+
+    assert_template_changes_arrived(project)
+    assert_clean_merge(project)
+    assert read_answers(project)["_src_path"] == url
+
+
 @pytest.mark.parametrize("answers", UNEDITED, ids=variant_id)
 def test_update_of_unedited_project_equals_fresh_render(
     template: TemplateRepo, tmp_path: Path, answers: Answers

@@ -163,12 +163,18 @@ class TemplateRepo:
 
 
 def copy_project(
-    template: TemplateRepo, dst: Path, ref: str, answers: Mapping[str, Any] | None = None
+    template: TemplateRepo,
+    dst: Path,
+    ref: str,
+    answers: Mapping[str, Any] | None = None,
+    *,
+    source: str | None = None,
 ) -> Path:
     """`copier copy` at `ref` (no tasks: no network, no uv), then `git init` and commit, as the
-    copy-time tasks and the user would."""
+    copy-time tasks and the user would. `source` names the template another way than its
+    absolute path (a repository URL such as `git+file:///...`)."""
     copier.run_copy(
-        template.url,
+        source or template.url,
         dst,
         data=dict(answers or {}),
         defaults=True,
