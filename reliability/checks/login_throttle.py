@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
+import time
+
+import httpx
 
 from reliability import client as http
 from reliability.checks import check
@@ -17,6 +21,9 @@ LABEL = "9 login throttling"
 LIMIT = 5
 GUESSES = 50
 EMAIL = "throttled@example.com"
+TIMING_EMAIL = "timed@example.com"
+TIMING_TRIES = LIMIT - 1  # wrong logins for the registered address, under its limit
+TIMING_RATIO = 1.5
 
 
 @check("login-throttle", order=9, label=LABEL, applies=lambda variant: variant.has_users)
@@ -26,7 +33,8 @@ async def check_login_throttle(target: Target) -> list[Row]:
         target.variant.id,
         LABEL,
         f"{GUESSES} simultaneous wrong logins for one account over {processes} server "
-        f"process(es) with LOGIN_MAX_FAILURES={LIMIT}, then the right password",
+        f"process(es) with LOGIN_MAX_FAILURES={LIMIT}, then the right password; wrong "
+        "logins for a registered and for unknown addresses, timed",
     )
     database = target.new_database("throttle")
     try:
@@ -75,7 +83,36 @@ async def check_login_throttle(target: Target) -> list[Row]:
                     f"the database holds the account's {LIMIT} counted failures",
                     f"login_throttles row: {stored}",
                 )
+                await expect_unknown_addresses_cost_like_known_ones(row, clients[0])
             log_check(row, servers)
     finally:
         database.drop()
     return [row]
+
+
+async def expect_unknown_addresses_cost_like_known_ones(
+    row: Row, client: httpx.AsyncClient
+) -> None:
+    """Wrong logins for a registered address and for unknown ones, one at a time and
+    interleaved: the server's real password hashing dominates both, so their medians agree."""
+    await http.register(client, TIMING_EMAIL)
+    known: list[float] = []
+    unknown: list[float] = []
+    for n in range(TIMING_TRIES):
+        for email, times in ((TIMING_EMAIL, known), (f"nobody{n}@example.com", unknown)):
+            started = time.perf_counter()
+            response = await client.post(
+                "/auth/login", json={"email": email, "password": "not the password"}
+            )
+            times.append(time.perf_counter() - started)
+            if response.status_code != 401:
+                row.expect(False, "", f"timing login for {email}: {describe(response)}")
+                return
+    ratio = statistics.median(unknown) / statistics.median(known)
+    row.expect(
+        1 / TIMING_RATIO <= ratio <= TIMING_RATIO,
+        f"an unknown address takes as long as a known one: median "
+        f"{statistics.median(unknown) * 1000:.0f} ms vs {statistics.median(known) * 1000:.0f} ms",
+        f"unknown {statistics.median(unknown) * 1000:.0f} ms vs known "
+        f"{statistics.median(known) * 1000:.0f} ms (ratio {ratio:.2f})",
+    )
