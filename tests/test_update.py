@@ -8,10 +8,12 @@ rendered and compared; nothing is installed (about a minute on one core).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
+import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from tests.update_helpers import (
 )
 from toolkit.answers import choices
 from toolkit.environment import project_env
+from toolkit.postgres import Postgres
 from toolkit.processes import run
 from toolkit.pythons import interpreter
 
@@ -482,36 +485,71 @@ def test_update_from_release_0_1_0_to_this_tree(tmp_path: Path, driver: str) -> 
     assert ("ReplicaState" in health) == (driver != "aiosqlite")
 
 
-def test_a_0_1_0_database_migrates_to_this_tree_keeping_its_rows(tmp_path: Path) -> None:
-    """A project of the v0.1.0 release with a migrated SQLite database holding a user, updated
-    to the working tree: `db upgrade` applies the migrations added since (sessions' user agent,
-    login throttles, account balances), every row stays, and the models match the database."""
+Sql = Callable[[str], list[tuple[str, ...]]]
+
+
+@contextlib.contextmanager
+def database_for(
+    driver: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Sql]]:
+    """A new, empty database for `driver`: its URL and a function running SQL on it (rows as
+    strings)."""
+    if driver == "aiosqlite":
+        path = tmp_path / "app.db"
+
+        def sqlite(statement: str) -> list[tuple[str, ...]]:
+            with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+                rows = connection.execute(statement).fetchall()
+            return [tuple(str(value) for value in row) for row in rows]
+
+        yield f"sqlite:///{path}", sqlite
+        return
+    server = Postgres(request.getfixturevalue("pg_server"), None)
+    name = f"upgrade_{secrets.token_hex(4)}"
+    server.create_database(name)
+    try:
+        yield (
+            server.url(f"postgresql+{driver}", name),
+            lambda statement: [tuple(row) for row in server.query(statement, name)],
+        )
+    finally:
+        server.drop_database(name)
+
+
+@pytest.mark.parametrize(
+    ("driver", "user_sessions"), [("aiosqlite", "database"), ("psycopg", "cookie")]
+)
+def test_a_0_1_0_database_migrates_to_this_tree_keeping_its_rows(
+    tmp_path: Path, request: pytest.FixtureRequest, driver: str, user_sessions: str
+) -> None:
+    """A project of the v0.1.0 release with a migrated database holding a user, updated to the
+    working tree: `db upgrade` applies the migrations added since (sessions' user agent, login
+    throttles, account balances), every row stays, and the models match the database."""
     project = project_of_release_0_1_0(
-        tmp_path, {"database_driver": "aiosqlite", "user_sessions": "database"}
+        tmp_path, {"database_driver": driver, "user_sessions": user_sessions}
     )
     init_repo(project)
     commit_all(project, f"Project rendered from the template at {OLD}")
-    database = tmp_path / "app.db"
-    env = project_env({"UV_PYTHON": interpreter("3.11"), "DATABASE_URL": f"sqlite:///{database}"})
+    with database_for(driver, tmp_path, request) as (url, sql):
+        env = project_env({"UV_PYTHON": interpreter("3.11"), "DATABASE_URL": url})
 
-    def cli(*args: str) -> None:
-        result = run(["uv", "run", "my-service", *args], project, env=env, timeout=300)
-        assert result.ok, result.describe()
+        def cli(*args: str) -> None:
+            result = run(["uv", "run", "my-service", *args], project, env=env, timeout=300)
+            assert result.ok, result.describe()
 
-    cli("db", "upgrade")
-    with sqlite3.connect(database) as connection:
-        connection.execute("INSERT INTO users (email, password_hash) VALUES ('a@example.com', 'x')")
-        connection.execute("INSERT INTO accounts (user_id, display_name) VALUES (1, 'A')")
+        cli("db", "upgrade")
+        # Cookie sessions' users carry the epoch that logging out everywhere increments.
+        user = {"email": "'a@example.com'", "password_hash": "'x'"}
+        if user_sessions == "cookie":
+            user["auth_epoch"] = "0"
+        sql(f"INSERT INTO users ({', '.join(user)}) VALUES ({', '.join(user.values())})")
+        sql("INSERT INTO accounts (user_id, display_name) VALUES (1, 'A')")
 
-    commit_all(project, "uv.lock")
-    update_project(project, "HEAD")
-    cli("db", "upgrade")
-    cli("db", "check")
+        commit_all(project, "uv.lock")
+        update_project(project, "HEAD")
+        cli("db", "upgrade")
+        cli("db", "check")
 
-    with sqlite3.connect(database) as connection:
-        user = connection.execute("SELECT email FROM users").fetchall()
-        account = connection.execute("SELECT display_name, balance FROM accounts").fetchall()
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert user == [("a@example.com",)]
-    assert account == [("A", 0)]
-    assert "login_throttles" in tables
+        assert sql("SELECT email FROM users") == [("a@example.com",)]
+        assert sql("SELECT display_name, balance FROM accounts") == [("A", "0")]
+        assert sql("SELECT count(*) FROM login_throttles") == [("0",)]
