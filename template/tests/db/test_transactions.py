@@ -4,14 +4,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.support.probe import Child, Parent
-
-
-async def counts(client: AsyncClient) -> dict[str, int]:
-    response = await client.get("/probe/counts")
-    assert response.status_code == 200
-    result: dict[str, int] = response.json()
-    return result
+from tests.support.probe import Child, Parent, probe_counts
 
 
 async def test_a_write_is_visible_to_the_next_request(committing_client: AsyncClient) -> None:
@@ -32,10 +25,10 @@ async def test_a_failing_commit_is_an_error_and_stores_nothing(
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 409
-    assert await counts(committing_client) == {"parents": 0, "children": 0}
+    assert await probe_counts(committing_client) == {"parents": 0, "children": 0}
     after = await committing_client.post("/probe/parents")
     assert after.status_code == 201
-    assert await counts(committing_client) == {"parents": 1, "children": 0}
+    assert await probe_counts(committing_client) == {"parents": 1, "children": 0}
 
 
 async def test_a_commit_that_succeeds_stores_the_row(
@@ -46,7 +39,7 @@ async def test_a_commit_that_succeeds_stores_the_row(
     response = await committing_client.post(f"/probe/children/{parent.json()['id']}")
 
     assert response.status_code == 201
-    assert await counts(committing_client) == {"parents": 1, "children": 1}
+    assert await probe_counts(committing_client) == {"parents": 1, "children": 1}
 
 
 async def test_an_exception_after_writing_rolls_back(
