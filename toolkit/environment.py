@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 
 # Variables that must not leak from the template's own runs into a generated project's.
@@ -27,8 +28,18 @@ _DROP_EXACT = {
     "DATABASE_URL",
     "TEST_DATABASE_URL",
     "MYPYPATH",
+    "PYTHONDONTWRITEBYTECODE",
 }
 _DROP_PREFIXES = ("PYTEST_", "DATABASE_", "TEST_DATABASE_", "COV_CORE_", "SESSION_")
+
+
+# A generated project's commands start many Python processes (pytest, servers, the CLI, hooks),
+# each importing the same libraries: they share compiled modules through one cache outside the
+# rendered trees, even where PYTHONDONTWRITEBYTECODE is set (as in many CI images), which would
+# make every process compile every module again.
+PYCACHE_PREFIX = os.path.join(
+    tempfile.gettempdir(), f"copier-fastapi-sessions-pycache-{os.getuid()}"
+)
 
 
 def uv_binary() -> str:
@@ -51,5 +62,6 @@ def project_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env.setdefault("UV_PYTHON", base_python())
     env["UV_NO_PROGRESS"] = "1"
     env["NO_COLOR"] = "1"
+    env.setdefault("PYTHONPYCACHEPREFIX", PYCACHE_PREFIX)
     env.update(extra or {})
     return env
